@@ -1,0 +1,94 @@
+"""The one place that maps ``UWSGICACHE_BACKEND`` to a backend."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Any, NoReturn
+
+from .. import options as cache2
+from .base import Backend
+
+logger = logging.getLogger("flask_uwsgicache")
+
+BACKENDS = ("auto", "uwsgi", "memory")
+
+
+def running_under_uwsgi() -> bool:
+    """True inside a uWSGI process: the ``uwsgi`` module exists only there."""
+    # uWSGI injects the module without a spec, so find_spec() cannot be used.
+    try:
+        import uwsgi  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class UnavailableBackend(Backend):
+    """Stands in for the uwsgi backend outside uWSGI (``flask routes``, ``flask shell``).
+
+    The app loads; the first cache call raises ``RuntimeError`` naming the fix.
+    """
+
+    name = "unavailable"
+
+    def __init__(self, cache_name: str) -> None:
+        self.options = cache2.parse(f"name={cache_name},items=2")
+        self.max_key_size = self.options.keysize
+
+    def _fail(self) -> NoReturn:
+        raise RuntimeError(
+            "UWSGICACHE_BACKEND is 'uwsgi' but this process does not run under uWSGI, "
+            "so there is no uWSGI cache to use. Run the app with uwsgi, or set "
+            "UWSGICACHE_BACKEND to 'auto' (uwsgi under uWSGI, memory otherwise) or "
+            "'memory' (for example FLASK_UWSGICACHE_BACKEND=memory)."
+        )
+
+    def get(self, key: bytes) -> bytes | None:
+        self._fail()
+
+    def set(self, key: bytes, entry: bytes, ttl: int) -> None:
+        self._fail()
+
+    def add(self, key: bytes, entry: bytes, ttl: int) -> bool:
+        self._fail()
+
+    def delete(self, key: bytes) -> bool:
+        self._fail()
+
+    def keys(self) -> list[bytes]:
+        self._fail()
+
+    def clear(self) -> None:
+        self._fail()
+
+    def lock(self) -> AbstractContextManager[None]:
+        self._fail()
+
+
+def create_backend(config: Mapping[str, Any]) -> Backend:
+    """The backend ``config`` (an app's config) asks for; ``ValueError`` if it is wrong."""
+    choice = config["UWSGICACHE_BACKEND"]
+    cache_name = config["UWSGICACHE_NAME"]
+    if choice not in BACKENDS:
+        raise ValueError(
+            f"UWSGICACHE_BACKEND is {choice!r}; use one of {', '.join(BACKENDS)}."
+        )
+    under_uwsgi = running_under_uwsgi()
+    if choice == "uwsgi" or (choice == "auto" and under_uwsgi):
+        if not under_uwsgi:
+            return UnavailableBackend(cache_name)
+        from .uwsgi import UWSGIBackend
+
+        backend: Backend = UWSGIBackend(cache_name)
+    else:
+        from .memory import MemoryBackend
+
+        backend = MemoryBackend(config["UWSGICACHE_MEMORY"])
+    if choice == "auto":
+        # The article prints "USE CACHE UWSGI" / "USE CACHE MEMORY"; say it in the log.
+        logger.info(
+            "flask-uwsgicache: using the %s backend (UWSGICACHE_BACKEND=auto)", backend.name
+        )
+    return backend

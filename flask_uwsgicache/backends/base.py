@@ -1,0 +1,121 @@
+"""The byte-level contract every backend implements.
+
+Backends store opaque entries (bytes made by :mod:`flask_uwsgicache.envelope`) under
+storage keys (non-empty bytes of at most :attr:`Backend.max_key_size`). They know nothing
+of serializers, prefixes or exact expiry: the ``ttl`` they get is a backstop that lets the
+store reclaim space, and it is never earlier than the expiry inside the entry.
+
+Refused writes raise a :class:`~flask_uwsgicache.errors.CacheError` subclass whose
+message names the sizes involved; the cache layer turns it into ``False`` plus a log line
+unless ``UWSGICACHE_RAISE_ERRORS`` is set. Nothing here returns ``None`` for failure.
+"""
+
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
+
+from ..errors import ValueTooLargeError
+from ..options import Cache2Options
+
+
+class Backend(abc.ABC):
+    """A shared store of entries. All methods are safe across threads and processes."""
+
+    #: The ``UWSGICACHE_BACKEND`` name that selects this backend.
+    name: ClassVar[str]
+    #: Longest storage key in bytes; longer keys are hashed by the cache layer.
+    max_key_size: int
+    #: The cache2 limits this backend applies (or mirrors).
+    options: Cache2Options
+
+    @abc.abstractmethod
+    def get(self, key: bytes) -> bytes | None:
+        """The entry under ``key``, or ``None`` if there is none."""
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """The entries under ``keys``, in order, ``None`` for each missing one."""
+        get = self.get
+        return [get(key) for key in keys]
+
+    @abc.abstractmethod
+    def set(self, key: bytes, entry: bytes, ttl: int) -> None:
+        """Store ``entry`` under ``key``, replacing any entry (upsert).
+
+        ``ttl`` is whole seconds for the store's own expiry, 0 for none. Raises
+        ``ValueTooLargeError`` or ``CacheFullError``; a refused write leaves the old
+        entry, and every other entry, as they were.
+        """
+
+    @abc.abstractmethod
+    def add(self, key: bytes, entry: bytes, ttl: int) -> bool:
+        """Store ``entry`` only if ``key`` holds nothing, atomically.
+
+        Returns False if an entry (live or not) is already there. Raises like :meth:`set`.
+        """
+
+    @abc.abstractmethod
+    def delete(self, key: bytes) -> bool:
+        """Remove ``key``; True if there was an entry."""
+
+    @abc.abstractmethod
+    def keys(self) -> list[bytes]:
+        """Every storage key in the store (whatever wrote it)."""
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Remove every entry of the store."""
+
+    @abc.abstractmethod
+    def lock(self) -> AbstractContextManager[None]:
+        """A lock shared by every process using this store, for read-modify-write.
+
+        Not reentrant. Held only around a few store calls, never around user code.
+        """
+
+    def describe(self) -> dict[str, Any]:
+        """The limits of this store, for ``stats()`` and error messages."""
+        options = self.options
+        return {
+            "backend": self.name,
+            "name": options.name,
+            "items": options.usable_items,
+            "blocksize": options.blocksize,
+            "blocks": options.blocks,
+            "keysize": options.keysize,
+            "max_value_size": options.max_value_size,
+            "bitmap": options.bitmap,
+            "purge_lru": options.purge_lru,
+        }
+
+    def check_size(self, key: bytes, entry: bytes) -> None:
+        """Raise ``ValueTooLargeError`` if ``entry`` can never fit this store."""
+        options = self.options
+        if len(entry) > options.max_value_size:
+            where = (
+                f"blocksize*blocks={options.blocksize}*{options.blocks}"
+                if options.bitmap
+                else f"blocksize={options.blocksize} (without bitmap one value must fit "
+                f"one block)"
+            )
+            raise ValueTooLargeError(
+                f"the entry for key {key[:80]!r} (value and header) is {len(entry)} "
+                f"bytes, more than the {options.max_value_size} bytes cache "
+                f"{options.name!r} can hold "
+                f"({where}). Store smaller values or raise blocksize in the cache2 line."
+            )
+
+
+def full_message(options: Cache2Options, key: bytes, entry: bytes) -> str:
+    """The message for a refused write to a full cache."""
+    detail = (
+        f"{options.usable_items} usable items (items={options.items}, slot 0 is reserved)"
+    )
+    if options.bitmap:
+        detail += f", {options.blocks} blocks of {options.blocksize} bytes"
+    return (
+        f"cache {options.name!r} is full: no room for key {key[:80]!r} "
+        f"({len(entry)} bytes) in {detail}. Raise items in the cache2 line, use shorter "
+        f"timeouts, or add purge_lru=1 to evict the least recently used entry."
+    )

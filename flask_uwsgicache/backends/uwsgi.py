@@ -1,0 +1,151 @@
+"""A uWSGI ``cache2`` cache through the ``uwsgi`` module (only importable under uWSGI).
+
+Every uWSGI cache function answers ``True`` or ``None`` (never ``False``), takes
+positional arguments only, and fails silently on an oversize value, a full cache or an
+unknown cache name (reference/uwsgi-cache2.md §0). This module checks what it can before
+the call and turns each ``None`` into a result or an error with the sizes involved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+
+import uwsgi
+
+from .. import options as cache2
+from ..errors import CacheFullError
+from .base import Backend, full_message
+
+logger = logging.getLogger("flask_uwsgicache")
+
+
+def ini_hint(name: str) -> str:
+    """The ini line that creates cache ``name``, for error messages."""
+    return f"cache2 = name={name},items=1000,blocksize=65536,keysize=250"
+
+
+def find_options(name: str) -> cache2.Cache2Options | None:
+    """The cache2 line of cache ``name`` as uWSGI was started with it, if it can be read.
+
+    uWSGI 2.0 on Python 3 keeps only the *last* value of a repeated option in
+    ``uwsgi.opt`` (unbit/uwsgi#1374, reference §3), so with several cache2 lines only the
+    last one is visible here.
+    """
+    found = uwsgi.opt.get("cache2")
+    lines = found if isinstance(found, list) else [found]
+    for line in lines:
+        if isinstance(line, bytes):
+            options = cache2.parse(line.decode(errors="replace"))
+            if options.name == name:
+                return options
+    legacy = uwsgi.opt.get("cache")
+    if name == "default" and isinstance(legacy, bytes):
+        # The legacy --cache N creates "default", sized by --cache-blocksize.
+        blocksize = uwsgi.opt.get("cache-blocksize")
+        legacy_line = f"name=default,items={legacy.decode()}"
+        if isinstance(blocksize, bytes):
+            legacy_line += f",blocksize={blocksize.decode()}"
+        return cache2.parse(legacy_line)
+    return None
+
+
+class UWSGIBackend(Backend):
+    """One named uWSGI cache. Construct under uWSGI only; checks the cache exists."""
+
+    name = "uwsgi"
+
+    def __init__(self, cache_name: str) -> None:
+        if not cache_name or "@" in cache_name:
+            # A name with "@" makes every call a network request (reference §5.3).
+            raise ValueError(
+                f"UWSGICACHE_NAME {cache_name!r} is not a local cache name: set it to the "
+                f"name= of a cache2 line (names with '@' are remote uWSGI caches)."
+            )
+        try:
+            # The only call that tells a missing cache from an empty one (reference §3).
+            uwsgi.cache_keys(cache_name)
+        except ValueError:
+            raise ValueError(
+                f"uWSGI has no cache named {cache_name!r} (UWSGICACHE_NAME). Add this "
+                f"line to the [uwsgi] section of your ini: {ini_hint(cache_name)} , or "
+                f"set UWSGICACHE_NAME to an existing cache."
+            ) from None
+        self.cache_name = cache_name
+        options = find_options(cache_name)
+        if options is None:
+            logger.warning(
+                "Cannot read the cache2 options of cache %r from uwsgi.opt (uWSGI keeps "
+                "only the last cache2 line, unbit/uwsgi#1374); assuming uWSGI's defaults "
+                "(keysize=2048, blocksize=65536). Put this cache's cache2 line last.",
+                cache_name,
+            )
+            options = cache2.parse(f"name={cache_name},items=2")
+        self.options = options
+        self.max_key_size = options.keysize
+        if options.lazy_expire and uwsgi.numproc > 1:
+            logger.warning(
+                "Cache %r uses lazy_expire with %d processes: uWSGI deletes expired items "
+                "under a read lock, which can corrupt the cache (reference §2.7). Remove "
+                "lazy_expire or use lock-engine = ipcsem.",
+                cache_name,
+                uwsgi.numproc,
+            )
+
+    def _expires(self, ttl: int) -> int:
+        # With purge_lru uWSGI stores expires as an absolute epoch (1970), and with
+        # lazy_expire as well it deletes the item on first read (reference §1.4).
+        return 0 if self.options.purge_lru else ttl
+
+    def get(self, key: bytes) -> bytes | None:
+        return uwsgi.cache_get(key, self.cache_name)
+
+    def set(self, key: bytes, entry: bytes, ttl: int) -> None:
+        self.check_size(key, entry)
+        # cache_set is "add" in uWSGI; upsert is cache_update, and it replaces the
+        # stored expiry, so the TTL is passed every time (reference §0.2-3).
+        expires = self._expires(ttl)
+        for _attempt in range(3):
+            if uwsgi.cache_update(key, entry, expires, self.cache_name):
+                return
+            if not (self.options.bitmap and self.options.purge_lru):
+                break
+            # bitmap+purge_lru evicts an item and still fails once (reference §1.3).
+        raise CacheFullError(full_message(self.options, key, entry))
+
+    def add(self, key: bytes, entry: bytes, ttl: int) -> bool:
+        self.check_size(key, entry)
+        expires = self._expires(ttl)
+        for _attempt in range(3):
+            if uwsgi.cache_set(key, entry, expires, self.cache_name):
+                return True
+            # cache_set answers None both when the key exists and when the cache is full.
+            # (or the key was deleted in between: try again).
+            if uwsgi.cache_exists(key, self.cache_name):
+                return False
+        raise CacheFullError(full_message(self.options, key, entry))
+
+    def delete(self, key: bytes) -> bool:
+        return bool(uwsgi.cache_del(key, self.cache_name))
+
+    def keys(self) -> list[bytes]:
+        return uwsgi.cache_keys(self.cache_name)
+
+    def clear(self) -> None:
+        uwsgi.cache_clear(self.cache_name)
+
+    def lock(self) -> AbstractContextManager[None]:
+        return _user_lock()
+
+
+@contextlib.contextmanager
+def _user_lock() -> Iterator[None]:
+    # uWSGI's user lock 0 is shared by every process and, on Linux, is a robust pthread
+    # mutex: a worker killed while holding it does not block the others.
+    uwsgi.lock()
+    try:
+        yield
+    finally:
+        uwsgi.unlock()

@@ -1,0 +1,360 @@
+"""One app's cache: keys, envelopes and results on top of a byte-level backend.
+
+This is the object stored in ``app.extensions["uwsgicache"]``. Timeouts are seconds
+(``int`` or ``float``); ``None`` means ``UWSGICACHE_DEFAULT_TIMEOUT`` and ``0`` means the
+entry never expires. Writes return ``False`` when the cache refused them (and log why),
+or raise a :class:`~flask_uwsgicache.errors.CacheError` with ``UWSGICACHE_RAISE_ERRORS``.
+Reads never raise for what is stored: a corrupt, foreign or badly signed entry is a miss
+plus a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .backends.base import Backend
+from .envelope import MISSING, EntryRejected, Envelope, expiry_of
+from .errors import CacheError, CacheFullError, InvalidKeyError, NotACounterError
+from .logs import RateLimitedLog
+
+# A hashed key is its readable head, this byte, and a digest. 0xFF never occurs in UTF-8,
+# so a hashed key can never equal the plain key of another str.
+HASH_MARK = b"\xff"
+DIGEST_CHARS = 22
+
+
+class BoundCache:
+    """The cache API for one app (see the module docstring for the shared semantics)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        envelope: Envelope,
+        *,
+        key_prefix: str = "",
+        default_timeout: float = 300,
+        raise_errors: bool = False,
+        log: RateLimitedLog | None = None,
+    ) -> None:
+        self.backend = backend
+        self.envelope = envelope
+        self.key_prefix = key_prefix
+        self.default_timeout = default_timeout
+        self.raise_errors = raise_errors
+        self.log = log or RateLimitedLog()
+        self._prefix_bytes = key_prefix.encode("utf-8", "surrogatepass")
+        self._max_key = min(backend.max_key_size, 65535)
+        if len(self._prefix_bytes) + len(HASH_MARK) + DIGEST_CHARS > self._max_key:
+            raise ValueError(
+                f"UWSGICACHE_KEY_PREFIX is {len(self._prefix_bytes)} bytes; with a hashed "
+                f"key it must fit the cache's keysize={backend.max_key_size}. Use a "
+                f"shorter prefix or raise keysize in the cache2 line."
+            )
+        self._backend_get = backend.get
+        self._decode = envelope.decode
+        self._last_sweep = -math.inf
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The time source of entry expiry (``time.time``; tests replace it)."""
+        return self.envelope.clock
+
+    # -- keys and expiry ------------------------------------------------------------
+
+    def storage_key(self, key: str) -> bytes:
+        """The backend key for ``key``: prefix + UTF-8, hashed when too long.
+
+        Keys that fit are stored readable, so uWSGI's own tools show them; longer ones
+        keep a readable head and end in a digest of the whole key.
+        """
+        if not isinstance(key, str):
+            raise InvalidKeyError(f"cache keys are str, not {type(key).__name__}: {key!r}")
+        if not key:
+            raise InvalidKeyError("the empty string is not a cache key")
+        encoded = (self.key_prefix + key).encode("utf-8", "surrogatepass")
+        if len(encoded) <= self._max_key:
+            return encoded
+        digest = hashlib.blake2b(encoded, digest_size=16).digest()
+        tail = HASH_MARK + base64.urlsafe_b64encode(digest)[:DIGEST_CHARS]
+        return encoded[: self._max_key - len(tail)] + tail
+
+    def _own_keys(self) -> list[bytes]:
+        """Storage keys under this app's prefix (expired ones included)."""
+        prefix = self._prefix_bytes
+        return [key for key in self.backend.keys() if key.startswith(prefix)]
+
+    def _lookup_key(self, key: str) -> bytes | None:
+        """``storage_key`` for reads: a key that cannot exist is a miss, logged if odd."""
+        try:
+            return self.storage_key(key)
+        except InvalidKeyError as error:
+            if key != "":
+                self.log.warning("InvalidKeyError", f"flask-uwsgicache: {error}")
+            return None
+
+    def _expiry(self, timeout: float | None) -> tuple[float, int]:
+        """``(expires_at, ttl)``: the entry's absolute expiry and the backend's backstop."""
+        if timeout is None:
+            timeout = self.default_timeout
+        if timeout < 0:
+            raise ValueError(f"timeout must be 0 (never) or more seconds, not {timeout}")
+        if not timeout:
+            return 0.0, 0
+        # uWSGI's expiry has 1 s resolution: one second more so it never ends first.
+        return self.clock() + timeout, math.ceil(timeout) + 1
+
+    # -- failure handling -----------------------------------------------------------
+
+    def _refused(self, error: CacheError) -> bool:
+        if self.raise_errors:
+            raise error
+        self.log.warning(type(error).__name__, f"flask-uwsgicache refused a write: {error}")
+        return False
+
+    def _rejected(self, key: bytes, error: EntryRejected) -> None:
+        self.log.warning(
+            "EntryRejected",
+            f"flask-uwsgicache ignored the entry under {key[:80]!r}: {error}",
+        )
+
+    def _sweep_expired(self) -> bool:
+        """Delete expired entries (any prefix); at most once a second. True if any went.
+
+        uWSGI frees expired slots only with a master and not with purge_lru or
+        lazy_expire, so a cache can be "full" of entries that are all dead.
+        """
+        now = time.monotonic()
+        if now - self._last_sweep < 1.0:
+            return False
+        self._last_sweep = now
+        wall = self.clock()
+        freed = 0
+        for key in self.backend.keys():
+            entry = self.backend.get(key)
+            expires_at = expiry_of(entry) if entry is not None else None
+            if expires_at and expires_at <= wall and self.backend.delete(key):
+                freed += 1
+        return freed > 0
+
+    def _write(
+        self, write: Callable[[bytes, bytes, int], Any], key: bytes, entry: bytes, ttl: int
+    ) -> Any:
+        try:
+            return write(key, entry, ttl)
+        except CacheFullError:
+            if not self._sweep_expired():
+                raise
+            return write(key, entry, ttl)
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value under ``key``, or ``default`` on a miss (expired, corrupt, absent)."""
+        storage_key = self._lookup_key(key)
+        if storage_key is None:
+            return default
+        entry = self._backend_get(storage_key)
+        if entry is None:
+            return default
+        try:
+            value = self._decode(storage_key, entry)
+        except EntryRejected as error:
+            self._rejected(storage_key, error)
+            return default
+        return default if value is MISSING else value
+
+    def has(self, key: str) -> bool:
+        """True if ``key`` holds a live, valid entry (the value is not loaded)."""
+        storage_key = self._lookup_key(key)
+        if storage_key is None:
+            return False
+        entry = self._backend_get(storage_key)
+        return entry is not None and self.envelope.is_live(storage_key, entry)
+
+    def get_many(self, *keys: str) -> list[Any]:
+        """The values of ``keys`` in order, ``None`` for each miss."""
+        return [self.get(key) for key in keys]
+
+    def get_dict(self, *keys: str) -> dict[str, Any]:
+        """``{key: value}`` for ``keys``, ``None`` for each miss."""
+        return dict(zip(keys, self.get_many(*keys), strict=True))
+
+    # -- writes -----------------------------------------------------------------------
+
+    def _prepare(
+        self, key: str, value: Any, timeout: float | None
+    ) -> tuple[bytes, bytes, int]:
+        storage_key = self.storage_key(key)
+        expires_at, ttl = self._expiry(timeout)
+        return storage_key, self.envelope.encode(storage_key, value, expires_at), ttl
+
+    def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
+        """Store ``value`` under ``key``, replacing what is there. False if refused."""
+        try:
+            storage_key, entry, ttl = self._prepare(key, value, timeout)
+            self._write(self.backend.set, storage_key, entry, ttl)
+        except CacheError as error:
+            return self._refused(error)
+        return True
+
+    def add(self, key: str, value: Any, timeout: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` holds no live value, atomically.
+
+        False if a live value is there, or if the cache refused the write.
+        """
+        try:
+            storage_key, entry, ttl = self._prepare(key, value, timeout)
+            if self._write(self.backend.add, storage_key, entry, ttl):
+                return True
+            # uWSGI keeps an expired item until its sweeper runs (never without a master)
+            # and cache_set fails on it: replace it if it is dead or not ours.
+            with self.backend.lock():
+                current = self.backend.get(storage_key)
+                if current is not None and self.envelope.is_live(storage_key, current):
+                    return False
+                if current is not None:
+                    self.backend.delete(storage_key)
+                return bool(self._write(self.backend.add, storage_key, entry, ttl))
+        except CacheError as error:
+            return self._refused(error)
+
+    def set_many(
+        self, mapping: Mapping[str, Any], timeout: float | None = None
+    ) -> list[str]:
+        """Store every item of ``mapping``; returns the keys that were stored."""
+        return [key for key, value in mapping.items() if self.set(key, value, timeout)]
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it held a live value."""
+        storage_key = self._lookup_key(key)
+        if storage_key is None:
+            return False
+        entry = self._backend_get(storage_key)
+        if entry is None:
+            return False
+        live = self.envelope.is_live(storage_key, entry)
+        return self.backend.delete(storage_key) and live
+
+    def delete_many(self, *keys: str) -> list[str]:
+        """Remove ``keys``; returns those that held a live value."""
+        return [key for key in keys if self.delete(key)]
+
+    def clear(self) -> bool:
+        """Remove every entry under this app's ``UWSGICACHE_KEY_PREFIX``.
+
+        With an empty prefix the app owns the whole cache and all of it is cleared.
+        uWSGI walks every slot under its write lock for this: keep it off hot paths.
+        """
+        if not self._prefix_bytes:
+            self.backend.clear()
+            return True
+        for key in self._own_keys():
+            self.backend.delete(key)
+        return True
+
+    def touch(self, key: str, timeout: float | None = None) -> bool:
+        """Give a live entry a new timeout; False if there is none (or it was refused)."""
+        try:
+            storage_key = self.storage_key(key)
+            expires_at, ttl = self._expiry(timeout)
+            with self.backend.lock():
+                entry = self.backend.get(storage_key)
+                if entry is None or not self.envelope.is_live(storage_key, entry):
+                    return False
+                entry = self.envelope.reseal(storage_key, entry, expires_at)
+                self._write(self.backend.set, storage_key, entry, ttl)
+        except CacheError as error:
+            return self._refused(error)
+        return True
+
+    # -- counters -----------------------------------------------------------------------
+
+    def inc(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int | None:
+        """Add ``delta`` to the integer under ``key`` and return the new value.
+
+        A missing (or expired) key counts as 0 and gets ``timeout``; an existing counter
+        keeps its expiry. Exact across processes: the read and the write happen under
+        the backend's shared lock (uWSGI's own ``cache_inc`` does not accumulate in
+        ``bitmap`` caches, and cannot return the new value; reference §2.4).
+        ``inc`` and ``dec`` serialise with each other, ``add`` and ``touch``, not with
+        ``set``. Raises :class:`NotACounterError` (and changes nothing) if the key holds
+        a value that is not an ``int``. Returns ``None`` if the write was refused.
+        """
+        if type(delta) is not int:
+            raise TypeError(f"delta must be an int, not {type(delta).__name__}")
+        try:
+            storage_key = self.storage_key(key)
+            with self.backend.lock():
+                current, expires_at = self._read_counter(key, storage_key)
+                if expires_at is None:
+                    expires_at, ttl = self._expiry(timeout)
+                else:
+                    ttl = math.ceil(expires_at - self.clock()) + 1 if expires_at else 0
+                value = current + delta
+                entry = self.envelope.encode(storage_key, value, expires_at)
+                self._write(self.backend.set, storage_key, entry, ttl)
+        except NotACounterError:
+            raise
+        except CacheError as error:
+            self._refused(error)
+            return None
+        return value
+
+    def dec(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int | None:
+        """Subtract ``delta``; see :meth:`inc`."""
+        return self.inc(key, -delta, timeout=timeout)
+
+    def _read_counter(self, key: str, storage_key: bytes) -> tuple[int, float | None]:
+        """``(value, expires_at)`` of a live counter, ``(0, None)`` if there is none."""
+        entry = self.backend.get(storage_key)
+        if entry is None:
+            return 0, None
+        try:
+            value = self.envelope.decode(storage_key, entry)
+            expires_at = expiry_of(entry)
+        except EntryRejected as error:
+            self._rejected(storage_key, error)
+            return 0, None
+        if value is MISSING:
+            return 0, None
+        if type(value) is not int:
+            raise NotACounterError(
+                f"cannot inc/dec key {key!r}: it holds a {type(value).__name__}, not an "
+                f"int. It was left unchanged; delete it or use another key."
+            )
+        return value, expires_at
+
+    # -- compound -------------------------------------------------------------------------
+
+    def get_or_set(
+        self, key: str, default: Any | Callable[[], Any], timeout: float | None = None
+    ) -> Any:
+        """The value under ``key``; on a miss, store ``default`` (called if callable).
+
+        When several processes miss at once, the first to store wins and every caller
+        gets that stored value.
+        """
+        value = self.get(key, MISSING)
+        if value is not MISSING:
+            return value
+        value = default() if callable(default) else default
+        if self.add(key, value, timeout):
+            return value
+        stored = self.get(key, MISSING)
+        return value if stored is MISSING else stored
+
+    def stats(self) -> dict[str, Any]:
+        """The cache's configuration, limits and number of entries under this prefix."""
+        return {
+            **self.backend.describe(),
+            "key_prefix": self.key_prefix,
+            "serializer": self.envelope.serializer.name,
+            "signed": self.envelope.secret is not None,
+            "default_timeout": self.default_timeout,
+            "entries": len(self._own_keys()),
+        }

@@ -1,0 +1,156 @@
+"""The Flask extension: ``UWSGICache(app)`` or ``UWSGICache()`` + ``init_app(app)``.
+
+Each app gets its own :class:`~flask_uwsgicache.cache.BoundCache`, built once from its
+config and kept in ``app.extensions["uwsgicache"]``. The extension object holds no app:
+its cache methods act on the current app's cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Flask, current_app
+
+from .backends import create_backend
+from .cache import BoundCache
+from .envelope import Envelope, derive_secret
+from .serializers import get_serializer
+
+EXTENSION_KEY = "uwsgicache"
+
+DEFAULTS: dict[str, Any] = {
+    "UWSGICACHE_BACKEND": "auto",
+    "UWSGICACHE_NAME": "default",
+    "UWSGICACHE_DEFAULT_TIMEOUT": 300,
+    "UWSGICACHE_KEY_PREFIX": "",
+    "UWSGICACHE_SERIALIZER": "pickle",
+    "UWSGICACHE_SIGN": None,
+    "UWSGICACHE_RAISE_ERRORS": False,
+    "UWSGICACHE_MEMORY": "items=1000",
+    "UWSGICACHE_REDIS_URL": None,
+}
+
+
+def build_cache(config: Mapping[str, Any]) -> BoundCache:
+    """A :class:`BoundCache` from an app config with the ``UWSGICACHE_*`` keys set."""
+    sign = config["UWSGICACHE_SIGN"]
+    secret_key = config.get("SECRET_KEY")
+    if sign is None:
+        sign = bool(secret_key)
+    if sign and not secret_key:
+        raise ValueError(
+            "UWSGICACHE_SIGN is on but SECRET_KEY is not set: set SECRET_KEY (entries are "
+            "signed with a key derived from it) or turn UWSGICACHE_SIGN off."
+        )
+    timeout = config["UWSGICACHE_DEFAULT_TIMEOUT"]
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise ValueError(
+            f"UWSGICACHE_DEFAULT_TIMEOUT is {timeout!r}; set it to a number of seconds "
+            f"(0 for never)."
+        )
+    envelope = Envelope(
+        get_serializer(config["UWSGICACHE_SERIALIZER"]),
+        derive_secret(secret_key) if sign and secret_key else None,
+        time.time,
+    )
+    return BoundCache(
+        create_backend(config),
+        envelope,
+        key_prefix=str(config["UWSGICACHE_KEY_PREFIX"] or ""),
+        default_timeout=timeout,
+        raise_errors=bool(config["UWSGICACHE_RAISE_ERRORS"]),
+    )
+
+
+class UWSGICache:
+    """A cache shared by every worker process of a uWSGI app.
+
+    The methods below act on the current app's cache and have the semantics documented
+    on :class:`~flask_uwsgicache.cache.BoundCache`.
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read the app's ``UWSGICACHE_*`` config and attach its cache.
+
+        Raises ``RuntimeError`` if the app already has a uwsgicache, ``ValueError`` for
+        bad config or, under uWSGI, a cache name uWSGI does not have.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                f"app {app.name!r} already has a UWSGICache: call init_app once per app, "
+                f"and use app.extensions[{EXTENSION_KEY!r}] to reach it."
+            )
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        app.extensions[EXTENSION_KEY] = build_cache(app.config)
+
+    @property
+    def cache(self) -> BoundCache:
+        """The current app's cache; ``RuntimeError`` outside an initialised app."""
+        try:
+            return current_app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+        except RuntimeError:
+            raise RuntimeError(
+                "UWSGICache was used outside an application context: call it inside a "
+                "request or 'with app.app_context():', after init_app(app)."
+            ) from None
+        except KeyError:
+            raise RuntimeError(
+                f"The current app {current_app.name!r} has no UWSGICache: did you forget "
+                f"to call init_app(app)?"
+            ) from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.cache.get(key, default)
+
+    def has(self, key: str) -> bool:
+        return self.cache.has(key)
+
+    def get_many(self, *keys: str) -> list[Any]:
+        return self.cache.get_many(*keys)
+
+    def get_dict(self, *keys: str) -> dict[str, Any]:
+        return self.cache.get_dict(*keys)
+
+    def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
+        return self.cache.set(key, value, timeout)
+
+    def add(self, key: str, value: Any, timeout: float | None = None) -> bool:
+        return self.cache.add(key, value, timeout)
+
+    def set_many(
+        self, mapping: Mapping[str, Any], timeout: float | None = None
+    ) -> list[str]:
+        return self.cache.set_many(mapping, timeout)
+
+    def delete(self, key: str) -> bool:
+        return self.cache.delete(key)
+
+    def delete_many(self, *keys: str) -> list[str]:
+        return self.cache.delete_many(*keys)
+
+    def clear(self) -> bool:
+        return self.cache.clear()
+
+    def touch(self, key: str, timeout: float | None = None) -> bool:
+        return self.cache.touch(key, timeout)
+
+    def inc(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int | None:
+        return self.cache.inc(key, delta, timeout=timeout)
+
+    def dec(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int | None:
+        return self.cache.dec(key, delta, timeout=timeout)
+
+    def get_or_set(
+        self, key: str, default: Any | Callable[[], Any], timeout: float | None = None
+    ) -> Any:
+        return self.cache.get_or_set(key, default, timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return self.cache.stats()

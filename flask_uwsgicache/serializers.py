@@ -1,0 +1,65 @@
+"""Serializers for values that are not ``bytes``, ``str`` or ``int``.
+
+Those three always take a raw path in the envelope (no pickle, no json). Everything else
+goes through the configured serializer, whose ``tag`` is stored in each entry so a reader
+knows how it was written and can refuse formats it does not allow.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Any, Protocol
+
+
+class Serializer(Protocol):
+    """Turns a value into bytes and back. ``loads`` gets a ``memoryview`` of the payload."""
+
+    name: str
+    tag: int
+
+    def dumps(self, value: Any) -> bytes: ...
+
+    def loads(self, data: memoryview) -> Any: ...
+
+
+class PickleSerializer:
+    """Any picklable value. Only safe to read when entries are signed (``SECRET_KEY``)."""
+
+    name = "pickle"
+    tag = 3
+
+    def dumps(self, value: Any) -> bytes:
+        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, data: memoryview) -> Any:
+        return pickle.loads(data)
+
+
+class JSONSerializer:
+    """JSON values: dict, list, str, int, float, bool, None. Tuples come back as lists."""
+
+    name = "json"
+    tag = 4
+
+    def dumps(self, value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+    def loads(self, data: memoryview) -> Any:
+        return json.loads(bytes(data))
+
+
+SERIALIZERS: dict[str, Serializer] = {
+    serializer.name: serializer for serializer in (PickleSerializer(), JSONSerializer())
+}
+
+
+def get_serializer(name: str) -> Serializer:
+    """The serializer for ``UWSGICACHE_SERIALIZER``; ``ValueError`` for an unknown name."""
+    try:
+        return SERIALIZERS[name]
+    except KeyError:
+        raise ValueError(
+            f"UWSGICACHE_SERIALIZER is {name!r}; use one of "
+            f"{', '.join(sorted(SERIALIZERS))}."
+        ) from None

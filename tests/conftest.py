@@ -1,0 +1,144 @@
+"""Fixtures shared by the suite.
+
+The contract suite runs on every backend this process can reach: ``memory`` in a plain
+pytest run, ``uwsgi`` when pytest itself runs inside uWSGI (``tests/uwsgi_runner.py``,
+started by ``tests/test_uwsgi.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from flask_uwsgicache import BoundCache, UWSGICache
+from flask_uwsgicache.backends import running_under_uwsgi
+from flask_uwsgicache.backends.memory import MemoryBackend
+
+IN_UWSGI = running_under_uwsgi()
+ROOT = Path(__file__).resolve().parent.parent
+# The article's line, and the memory stand-in's mirror of it.
+ARTICLE_LINE = "name=default,items=20,blocksize=65536,keysize=60,bitmap=1"
+
+
+class FakeClock:
+    """A settable wall clock for the memory backend and the envelope."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def backend_params() -> list[str]:
+    if IN_UWSGI:
+        return ["uwsgi"]
+    return ["memory"]
+
+
+def memory_lines() -> list[str]:
+    return [
+        "items=1000",
+        ARTICLE_LINE.replace("name=default,", ""),
+        "items=50,blocksize=4096,purge_lru=1",
+    ]
+
+
+@pytest.fixture(params=backend_params())
+def backend_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=memory_lines() if not IN_UWSGI else [""])
+def memory_line(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def new_app(**config: object) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test secret", TESTING=True)
+    app.config.update(config)
+    return app
+
+
+@pytest.fixture
+def make_app() -> Callable[..., Flask]:
+    """A factory of bare apps (no extension yet), config given as keywords."""
+    return new_app
+
+
+@pytest.fixture
+def app(backend_name: str, memory_line: str, clock: FakeClock) -> Iterator[Flask]:
+    """An app with the extension on the backend under test, over an empty cache."""
+    config: dict[str, object] = {"UWSGICACHE_BACKEND": backend_name}
+    if backend_name == "uwsgi":
+        config["UWSGICACHE_NAME"] = os.environ.get("UWSGICACHE_TEST_CACHE", "default")
+    else:
+        config["UWSGICACHE_MEMORY"] = memory_line
+    app = new_app(**config)
+    UWSGICache(app)
+    bound: BoundCache = app.extensions["uwsgicache"]
+    if isinstance(bound.backend, MemoryBackend):
+        bound.envelope.clock = clock
+        bound.backend.clock = clock
+    bound.backend.clear()
+    yield app
+    bound.backend.clear()
+
+
+@pytest.fixture
+def cache(app: Flask) -> BoundCache:
+    """The app's bound cache (pytest-flask has pushed a request context)."""
+    bound: BoundCache = app.extensions["uwsgicache"]
+    return bound
+
+
+@pytest.fixture
+def advance(cache: BoundCache, clock: FakeClock) -> Callable[[float], None]:
+    """Let ``seconds`` pass: on the fake clock for memory, really for uWSGI."""
+
+    def advance(seconds: float) -> None:
+        if isinstance(cache.backend, MemoryBackend):
+            clock.now += seconds
+        else:
+            time.sleep(seconds)
+
+    return advance
+
+
+@pytest.fixture
+def log_lines(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """The messages logged on the ``flask_uwsgicache`` logger so far."""
+    caplog.set_level(logging.INFO, logger="flask_uwsgicache")
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "flask_uwsgicache"]
+
+    return lines
+
+
+@pytest.fixture
+def uwsgi_binary() -> str:
+    """The uwsgi binary next to this Python; skips locally, fails under CI=true."""
+    found = shutil.which("uwsgi", path=str(Path(sys.executable).parent)) or shutil.which(
+        "uwsgi"
+    )
+    if found is None:
+        message = "the uwsgi binary is not installed (pip install '.[test]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found

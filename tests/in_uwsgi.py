@@ -1,0 +1,81 @@
+"""Checks that only make sense inside a real uWSGI process.
+
+Not collected by a plain pytest run (the name does not start with ``test_``):
+``tests/test_uwsgi.py`` runs this file inside uWSGI through ``tests/uwsgi_runner.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from collections.abc import Callable
+
+import pytest
+import uwsgi
+from flask import Flask
+
+from flask_uwsgicache import BoundCache, UWSGICache
+from flask_uwsgicache.backends.uwsgi import UWSGIBackend
+
+CACHE = os.environ.get("UWSGICACHE_TEST_CACHE", "default")
+
+
+def test_auto_picks_the_uwsgi_backend_and_logs_it(
+    caplog: pytest.LogCaptureFixture, make_app: Callable[..., Flask]
+) -> None:
+    caplog.set_level("INFO", logger="flask_uwsgicache")
+    app = make_app(UWSGICACHE_NAME=CACHE)
+    UWSGICache(app)
+    assert isinstance(app.extensions["uwsgicache"].backend, UWSGIBackend)
+    assert "using the uwsgi backend" in caplog.text
+
+
+@pytest.mark.parametrize("backend", ["auto", "uwsgi"])
+def test_an_unknown_cache_name_fails_at_init_app(
+    backend: str, make_app: Callable[..., Flask]
+) -> None:
+    app = make_app(UWSGICACHE_BACKEND=backend, UWSGICACHE_NAME="no_such_cache")
+    with pytest.raises(ValueError, match="cache2 = name=no_such_cache,items="):
+        UWSGICache(app)
+
+
+def test_a_remote_cache_name_is_refused(make_app: Callable[..., Flask]) -> None:
+    app = make_app(UWSGICACHE_NAME="c@127.0.0.1:1")
+    with pytest.raises(ValueError, match="UWSGICACHE_NAME"):
+        UWSGICache(app)
+
+
+def test_init_app_fails_without_any_cache2(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    with pytest.raises(ValueError, match="has no cache named 'default'"):
+        UWSGICache(app)
+
+
+def test_the_limits_come_from_the_cache2_line() -> None:
+    line = uwsgi.opt["cache2"]
+    assert isinstance(line, bytes)
+    backend = UWSGIBackend(CACHE)
+    for option in line.decode().split(","):
+        name, _, value = option.partition("=")
+        if name in ("items", "blocksize", "keysize"):
+            assert getattr(backend.options, name) == int(value)
+
+
+def test_uwsgi_keeps_an_expired_entry_that_reads_as_a_miss(cache: BoundCache) -> None:
+    cache.set("k", "v", timeout=1)
+    time.sleep(1.2)
+    # Without a master (and with purge_lru) uWSGI still holds the item...
+    assert uwsgi.cache_exists(cache.storage_key("k"), CACHE)
+    # ...but it is a miss for every reader.
+    assert cache.get("k") is None
+
+
+def test_a_raw_cache_update_under_a_live_key_is_rejected(cache: BoundCache) -> None:
+    cache.set("k", {"v": 1})
+    evil = b"cos\nsystem\n(S'echo pwned > /tmp/flask-uwsgicache-pwned'\ntR."
+    uwsgi.cache_update(cache.storage_key("k"), evil, 0, CACHE)
+    uwsgi.cache_update(cache.storage_key("other"), pickle.dumps(["x"]), 0, CACHE)
+    assert cache.get("k") is None
+    assert cache.get("other") is None
+    assert not os.path.exists("/tmp/flask-uwsgicache-pwned")

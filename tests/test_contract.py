@@ -1,0 +1,397 @@
+"""The cache contract, run on every backend (memory here, uwsgi inside real uWSGI)."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from flask_uwsgicache import (
+    BoundCache,
+    CacheFullError,
+    InvalidKeyError,
+    NotACounterError,
+    ValueTooLargeError,
+)
+from flask_uwsgicache.envelope import HEADER_SIZE, TAG_BYTES, TAG_STR, Envelope
+from flask_uwsgicache.serializers import get_serializer
+
+Advance = Callable[[float], None]
+Lines = Callable[[], list[str]]
+
+PLANTED: list[str] = []
+
+
+class Exploit:
+    """A pickle that records that it ran, to prove hostile pickles are never loaded."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PLANTED.append, ("pickle payload ran",))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1, "b": [1, 2, 3]},
+        [1, "two", 3.0],
+        ("a", 1),
+        "text é",
+        b"\x00bytes\xff",
+        42,
+        -(2**70),
+        3.5,
+        None,
+        True,
+        False,
+        0,
+        "",
+        b"",
+    ],
+)
+def test_set_then_get_returns_an_equal_value(cache: BoundCache, value: Any) -> None:
+    assert cache.set("k", value) is True
+    got = cache.get("k", default="missing")
+    assert got == value
+    assert type(got) is type(value)
+
+
+def test_get_of_a_missing_key_returns_the_default(cache: BoundCache) -> None:
+    assert cache.get("nope") is None
+    assert cache.get("nope", default=7) == 7
+
+
+def test_set_replaces_an_existing_value(cache: BoundCache) -> None:
+    cache.set("k", "one")
+    assert cache.set("k", "two") is True
+    assert cache.get("k") == "two"
+
+
+def test_add_stores_only_when_the_key_is_free(cache: BoundCache) -> None:
+    assert cache.add("k", "first") is True
+    assert cache.add("k", "second") is False
+    assert cache.get("k") == "first"
+
+
+def test_add_replaces_an_expired_entry(cache: BoundCache, advance: Advance) -> None:
+    cache.set("k", "old", timeout=1)
+    advance(1.2)
+    assert cache.add("k", "new") is True
+    assert cache.get("k") == "new"
+
+
+def test_delete_reports_whether_a_live_value_was_removed(cache: BoundCache) -> None:
+    cache.set("k", 1)
+    assert cache.delete("k") is True
+    assert cache.delete("k") is False
+    assert cache.get("k") is None
+
+
+def test_has_reports_live_entries_only(cache: BoundCache, advance: Advance) -> None:
+    cache.set("k", 1, timeout=1)
+    assert cache.has("k") is True
+    assert cache.has("other") is False
+    advance(1.2)
+    assert cache.has("k") is False
+
+
+def test_many_variants(cache: BoundCache) -> None:
+    assert cache.set_many({"a": 1, "b": "two"}) == ["a", "b"]
+    assert cache.get_many("a", "b", "c") == [1, "two", None]
+    assert cache.get_dict("a", "c") == {"a": 1, "c": None}
+    assert cache.delete_many("a", "c") == ["a"]
+    assert cache.get("a") is None
+
+
+def test_an_entry_expires_exactly(cache: BoundCache, advance: Advance) -> None:
+    cache.set("k", "v", timeout=1)
+    assert cache.get("k") == "v"
+    advance(1.2)
+    assert cache.get("k") is None
+
+
+def test_timeout_zero_never_expires(cache: BoundCache, advance: Advance) -> None:
+    cache.default_timeout = 1
+    cache.set("forever", "v", timeout=0)
+    cache.set("default", "v")
+    advance(1.2)
+    assert cache.get("forever") == "v"
+    assert cache.get("default") is None
+
+
+def test_set_passes_the_timeout_again_on_update(
+    cache: BoundCache, advance: Advance
+) -> None:
+    cache.set("k", "immortal", timeout=0)
+    cache.set("k", "short", timeout=1)
+    advance(1.2)
+    assert cache.get("k") is None
+
+
+def test_touch_extends_a_live_entry(cache: BoundCache, advance: Advance) -> None:
+    cache.set("k", "v", timeout=1)
+    assert cache.touch("k", timeout=3) is True
+    advance(1.2)
+    assert cache.get("k") == "v"
+    assert cache.touch("missing") is False
+
+
+def test_negative_timeout_is_a_value_error(cache: BoundCache) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        cache.set("k", 1, timeout=-1)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "x" * 61,
+        "x" * 2049,
+        "é" * 40_000,
+        "k" * 65_536,
+        "🗝️ unicode",
+        "lone \ud800 surrogate",
+        "with\x00nul",
+    ],
+)
+def test_keys_of_any_length_and_content_work(cache: BoundCache, key: str) -> None:
+    assert cache.set(key, "v") is True
+    assert cache.get(key) == "v"
+    assert cache.delete(key) is True
+
+
+def test_long_keys_with_a_common_head_stay_distinct(cache: BoundCache) -> None:
+    head = "h" * 5000
+    cache.set(head + "a", 1)
+    cache.set(head + "b", 2)
+    assert (cache.get(head + "a"), cache.get(head + "b")) == (1, 2)
+
+
+def test_short_keys_are_stored_readable(cache: BoundCache) -> None:
+    cache.set("user:42", 1)
+    assert b"user:42" in cache.backend.keys()
+
+
+def test_keys_that_are_not_str_are_refused(cache: BoundCache, log_lines: Lines) -> None:
+    assert cache.set(42, "v") is False  # type: ignore[arg-type]
+    assert cache.get(42) is None  # type: ignore[arg-type]
+    assert any("str" in line for line in log_lines())
+
+
+def test_an_empty_key_is_refused_and_logged(cache: BoundCache, log_lines: Lines) -> None:
+    assert cache.set("", "v") is False
+    assert cache.get("") is None
+    assert any("empty" in line for line in log_lines())
+    cache.raise_errors = True
+    with pytest.raises(InvalidKeyError):
+        cache.set("", "v")
+
+
+def test_a_value_too_large_is_refused_with_its_size(
+    cache: BoundCache, log_lines: Lines
+) -> None:
+    cache.set("k", "small")
+    too_large = b"x" * (cache.backend.options.max_value_size + 1)
+    assert cache.set("k", too_large) is False
+    assert cache.get("k") == "small"
+    limit = str(cache.backend.options.max_value_size)
+    assert any(limit in line and "bytes" in line for line in log_lines())
+    cache.raise_errors = True
+    with pytest.raises(ValueTooLargeError, match="blocksize"):
+        cache.set("k", too_large)
+    assert cache.get("k") == "small"
+
+
+def fill(cache: BoundCache) -> int:
+    """Store one small entry per usable slot; returns how many."""
+    usable = cache.backend.options.usable_items
+    for number in range(usable):
+        assert cache.set(f"fill{number}", number, timeout=0), number
+    return usable
+
+
+def test_a_full_cache_refuses_new_keys_and_keeps_the_rest(
+    cache: BoundCache, log_lines: Lines
+) -> None:
+    usable = fill(cache)
+    if cache.backend.options.purge_lru:
+        # purge_lru caches evict the least recently used entry instead of refusing.
+        assert cache.set("newest", 1) is True
+        assert cache.get("newest") == 1
+        assert sum(cache.has(f"fill{n}") for n in range(usable)) == usable - 1
+        return
+    before = len(log_lines())
+    results = [cache.set(f"extra{number}", number) for number in range(30)]
+    assert results == [False] * 30
+    assert cache.add("extra", 1) is False
+    refusals = log_lines()[before:]
+    assert 1 <= len(refusals) <= 2, refusals
+    assert "full" in refusals[0]
+    assert [cache.get(f"fill{n}") for n in range(usable)] == list(range(usable))
+    assert cache.set("fill0", "updated") is True
+    assert cache.get("fill0") == "updated"
+    cache.raise_errors = True
+    with pytest.raises(CacheFullError, match="items"):
+        cache.set("extra", 1)
+
+
+def test_expired_entries_make_room_in_a_full_cache(
+    cache: BoundCache, advance: Advance
+) -> None:
+    usable = cache.backend.options.usable_items
+    for number in range(usable):
+        assert cache.set(f"fill{number}", number, timeout=1)
+    advance(1.2)
+    assert cache.set("fresh", 1) is True
+    assert cache.add("fresh2", 2) is True
+
+
+def test_inc_and_dec_return_the_new_value(cache: BoundCache) -> None:
+    assert cache.inc("n") == 1
+    assert cache.inc("n", 5) == 6
+    assert cache.dec("n", 2) == 4
+    assert cache.get("n") == 4
+    cache.set("m", 10)
+    assert cache.inc("m") == 11
+
+
+def test_inc_on_a_non_counter_leaves_it_unchanged(cache: BoundCache) -> None:
+    cache.set("s", "hello world!")
+    with pytest.raises(NotACounterError):
+        cache.inc("s")
+    assert cache.get("s") == "hello world!"
+    cache.set("b", True)
+    with pytest.raises(NotACounterError):
+        cache.inc("b")
+
+
+def test_inc_keeps_an_existing_expiry(cache: BoundCache, advance: Advance) -> None:
+    cache.inc("n", timeout=1)
+    cache.inc("n")
+    advance(1.2)
+    assert cache.get("n") is None
+    assert cache.inc("n") == 1
+
+
+def test_prefixes_keep_apps_apart(cache: BoundCache) -> None:
+    other = BoundCache(cache.backend, cache.envelope, key_prefix="other:")
+    mine = BoundCache(cache.backend, cache.envelope, key_prefix="mine:")
+    mine.set("k", "mine")
+    other.set("k", "other")
+    assert (mine.get("k"), other.get("k")) == ("mine", "other")
+    assert mine.clear() is True
+    assert mine.get("k") is None
+    assert other.get("k") == "other"
+
+
+def test_clear_without_prefix_empties_the_cache(cache: BoundCache) -> None:
+    cache.set("a", 1)
+    cache.set("b", 2)
+    assert cache.clear() is True
+    assert cache.get_many("a", "b") == [None, None]
+
+
+def test_bytes_and_str_are_stored_raw(cache: BoundCache) -> None:
+    cache.set("b", b"raw")
+    cache.set("s", "text")
+    for key, tag, payload in (("b", TAG_BYTES, b"raw"), ("s", TAG_STR, b"text")):
+        storage_key = cache.storage_key(key)
+        entry = cache.backend.get(storage_key)
+        assert entry is not None
+        opened_tag, _expires, opened = cache.envelope.open(storage_key, entry)
+        assert (opened_tag, bytes(opened)) == (tag, payload)
+        assert entry[HEADER_SIZE : HEADER_SIZE + len(payload)] == payload
+
+
+def test_values_are_copies(cache: BoundCache) -> None:
+    value = {"list": [1]}
+    cache.set("k", value)
+    value["list"].append(2)
+    got = cache.get("k")
+    assert got == {"list": [1]}
+    got["list"].append(3)
+    assert cache.get("k") == {"list": [1]}
+
+
+def test_an_entry_copied_under_another_key_is_rejected(
+    cache: BoundCache, log_lines: Lines
+) -> None:
+    cache.set("admin", {"role": "admin"})
+    entry = cache.backend.get(cache.storage_key("admin"))
+    assert entry is not None
+    cache.backend.set(cache.storage_key("guest"), entry, 0)
+    assert cache.get("guest") is None
+    assert any("signature" in line for line in log_lines())
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda entry: entry[:-1] + bytes([entry[-1] ^ 1]),
+        lambda entry: entry[:5],
+        lambda entry: entry[:HEADER_SIZE] + entry[HEADER_SIZE + 1 :],
+        lambda entry: b"foreign bytes",
+        lambda entry: b"\x00",
+    ],
+    ids=["flipped bit", "truncated header", "truncated payload", "foreign", "one byte"],
+)
+def test_a_damaged_entry_is_a_logged_miss(
+    cache: BoundCache, log_lines: Lines, damage: Callable[[bytes], bytes]
+) -> None:
+    cache.set("k", {"v": 1})
+    storage_key = cache.storage_key("k")
+    entry = cache.backend.get(storage_key)
+    assert entry is not None
+    cache.backend.set(storage_key, damage(entry), 0)
+    assert cache.get("k", "default") == "default"
+    assert cache.has("k") is False
+    assert len(log_lines()) == 1
+
+
+def test_a_planted_pickle_is_never_loaded(cache: BoundCache, log_lines: Lines) -> None:
+    unsigned = Envelope(get_serializer("pickle"), None, cache.clock)
+    storage_key = cache.storage_key("k")
+    cache.backend.set(storage_key, unsigned.encode(storage_key, Exploit(), 0), 0)
+    cache.backend.set(b"raw", pickle.dumps(Exploit()), 0)
+    assert cache.get("k") is None
+    assert PLANTED == []
+    assert log_lines()
+
+
+def test_a_json_cache_never_loads_a_pickle(cache: BoundCache) -> None:
+    json_envelope = Envelope(get_serializer("json"), None, cache.clock)
+    json_cache = BoundCache(cache.backend, json_envelope, key_prefix="j:")
+    unsigned = Envelope(get_serializer("pickle"), None, cache.clock)
+    storage_key = json_cache.storage_key("k")
+    cache.backend.set(storage_key, unsigned.encode(storage_key, Exploit(), 0), 0)
+    assert json_cache.get("k") is None
+    assert PLANTED == []
+    json_cache.set("ok", {"a": [1, 2]})
+    assert json_cache.get("ok") == {"a": [1, 2]}
+
+
+def test_an_unserializable_value_is_refused(cache: BoundCache, log_lines: Lines) -> None:
+    assert cache.set("k", lambda: None) is False
+    assert any("serializer" in line for line in log_lines())
+
+
+def test_get_or_set_computes_on_a_miss_only(cache: BoundCache) -> None:
+    calls: list[int] = []
+
+    def compute() -> str:
+        calls.append(1)
+        return "computed"
+
+    assert cache.get_or_set("k", compute) == "computed"
+    assert cache.get_or_set("k", compute) == "computed"
+    assert calls == [1]
+    assert cache.get_or_set("plain", 5) == 5
+
+
+def test_stats_describe_the_cache(cache: BoundCache) -> None:
+    cache.set("k", 1)
+    stats = cache.stats()
+    assert stats["entries"] == 1
+    assert stats["backend"] in ("memory", "uwsgi")
+    assert stats["signed"] is True
+    assert stats["items"] == cache.backend.options.usable_items

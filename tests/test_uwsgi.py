@@ -1,0 +1,138 @@
+"""The suite against real uWSGI: in-process runs on several cache2 lines, and 4 workers.
+
+Each run starts ``uwsgi`` without ``--master`` (so its exit status is pytest's) and runs
+pytest inside it. Skipped locally without the uwsgi binary; fails under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTICLE = "name=default,items=20,blocksize=65536,keysize=60,bitmap=1"
+LINES = {
+    "article": ARTICLE,
+    "plain": "name=plain,items=1000",
+    "purge_lru": "name=lru,items=200,blocksize=8192,keysize=250,purge_lru=1",
+}
+SUITE = "tests/test_contract.py tests/in_uwsgi.py"
+
+pytestmark = pytest.mark.launches_uwsgi
+
+
+def run_in_uwsgi(uwsgi_binary: str, args: list[str], pytest_args: str, cache: str) -> None:
+    env = {
+        **os.environ,
+        "UWSGICACHE_TEST_ARGS": pytest_args,
+        "UWSGICACHE_TEST_CACHE": cache,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    result = subprocess.run(
+        [uwsgi_binary, "--home", sys.prefix, *args, "--pyrun", "tests/uwsgi_runner.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("mode", LINES)
+def test_the_contract_holds_inside_uwsgi(uwsgi_binary: str, mode: str) -> None:
+    line = LINES[mode]
+    cache = line.split(",")[0].removeprefix("name=")
+    selection = f"{SUITE} -k 'not without_any_cache2'"
+    run_in_uwsgi(uwsgi_binary, ["--cache2", line], selection, cache)
+
+
+def test_init_app_fails_inside_uwsgi_without_any_cache2(uwsgi_binary: str) -> None:
+    run_in_uwsgi(uwsgi_binary, [], "tests/in_uwsgi.py -k without_any_cache2", "default")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(params=["article", "plain"])
+def counter_server(uwsgi_binary: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """uWSGI with a master and 4 workers serving tests/apps/counter.py on loopback."""
+    port = free_port()
+    line = LINES[str(request.param)]
+    process = subprocess.Popen(
+        [
+            uwsgi_binary,
+            "--home", sys.prefix,
+            "--master", "--processes", "4", "--die-on-term",
+            "--http-socket", f"127.0.0.1:{port}",
+            "--cache2", line,
+            "--env", f"UWSGICACHE_NAME={line.split(',')[0].removeprefix('name=')}",
+            "--wsgi-file", "tests/apps/counter.py",
+            "--disable-logging",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/value", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    output = process.stdout.read().decode() if process.stdout else ""
+                    pytest.fail("uWSGI did not start:\n" + output[-4000:])
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_four_workers_count_exactly(counter_server: str) -> None:
+    clients, requests_each, incs_each = 8, 10, 100
+    pids: list[int] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(requests_each):
+            with urllib.request.urlopen(
+                f"{counter_server}/inc?n={incs_each}", timeout=30
+            ) as r:
+                answer = json.load(r)
+            with lock:
+                pids.append(answer["pid"])
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    with urllib.request.urlopen(f"{counter_server}/value", timeout=10) as response:
+        total = json.load(response)["value"]
+    assert len(pids) == clients * requests_each
+    assert total == clients * requests_each * incs_each
+    assert len(set(pids)) >= 2, set(pids)
