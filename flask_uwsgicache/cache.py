@@ -72,11 +72,16 @@ class BoundCache:
         Keys that fit are stored readable, so uWSGI's own tools show them; longer ones
         keep a readable head and end in a digest of the whole key.
         """
-        if not isinstance(key, str):
-            raise InvalidKeyError(f"cache keys are str, not {type(key).__name__}: {key!r}")
+        try:
+            encoded = (self.key_prefix + key).encode()
+        except TypeError:
+            raise InvalidKeyError(
+                f"cache keys are str, not {type(key).__name__}: {key!r}"
+            ) from None
+        except UnicodeEncodeError:  # lone surrogates: still one distinct key each
+            encoded = (self.key_prefix + key).encode("utf-8", "surrogatepass")
         if not key:
             raise InvalidKeyError("the empty string is not a cache key")
-        encoded = (self.key_prefix + key).encode("utf-8", "surrogatepass")
         if len(encoded) <= self._max_key:
             return encoded
         digest = hashlib.blake2b(encoded, digest_size=16).digest()
@@ -155,9 +160,15 @@ class BoundCache:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, or ``default`` on a miss (expired, corrupt, absent)."""
-        storage_key = self._lookup_key(key)
-        if storage_key is None:
-            return default
+        # storage_key() inlined for plain keys that fit: this is the hot path.
+        try:
+            storage_key = (self.key_prefix + key).encode()
+        except (TypeError, UnicodeEncodeError):
+            storage_key = None
+        if not key or storage_key is None or len(storage_key) > self._max_key:
+            storage_key = self._lookup_key(key)
+            if storage_key is None:
+                return default
         entry = self._backend_get(storage_key)
         if entry is None:
             return default

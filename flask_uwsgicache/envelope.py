@@ -5,12 +5,14 @@
     "uC" | version (1 byte) | flags (1 byte) | expires_at (float64 LE) | payload | [mac]
 
 * ``flags``: the low four bits are the payload tag (raw bytes, str, int, or a serializer's
-  tag); ``SIGNED`` says a 16-byte HMAC-SHA256 follows the payload.
+  tag); ``SIGNED`` says a 16-byte MAC follows the payload.
 * ``expires_at`` is an absolute Unix time, ``0.0`` for never. uWSGI's own expiry is late
   by seconds with a master, never happens without one and is ignored with ``purge_lru``
   (reference/uwsgi-cache2.md §1.4), so a reader checks this field instead.
-* The MAC covers the storage key, the header and the payload: an entry copied under
-  another key, or with its expiry or tag changed, fails verification.
+* The MAC is keyed BLAKE2b (RFC 7693's MAC mode, a drop-in for HMAC and about three
+  times faster than HMAC-SHA256 on small entries) over the header, the payload, the
+  storage key and its length: an entry copied under another key, or with its expiry or
+  tag changed, fails verification.
 
 Entries are never empty (uWSGI refuses empty values) and start with a fixed header, so
 bytes this module did not write are rejected rather than misread.
@@ -18,6 +20,7 @@ bytes this module did not write are rejected rather than misread.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import struct
@@ -29,15 +32,19 @@ from .serializers import Serializer
 
 MAGIC: Final = b"uC"
 VERSION: Final = 1
-HEADER: Final = struct.Struct("<2sBBd")
+_LEAD: Final = MAGIC + bytes([VERSION])
+HEADER: Final = struct.Struct("<3sBd")
 HEADER_SIZE: Final = HEADER.size
+_unpack_header = HEADER.unpack_from
 MAC_SIZE: Final = 16
 SIGNED: Final = 0x10
 TAG_MASK: Final = 0x0F
 TAG_BYTES: Final = 0
 TAG_STR: Final = 1
 TAG_INT: Final = 2
-_KEY_LENGTH = struct.Struct("<I")
+# Entries up to this size are sliced (one small copy is cheaper than a memoryview);
+# larger ones are read through a memoryview so the payload is not copied.
+_VIEW_FROM: Final = 4096
 
 
 class EntryRejected(Exception):
@@ -60,16 +67,15 @@ def derive_secret(secret_key: str | bytes) -> bytes:
     return hashlib.sha256(b"flask-uwsgicache entry signing\0" + secret_key).digest()
 
 
-def _load_bytes(payload: memoryview) -> bytes:
-    return payload.tobytes()
+Payload = bytes | memoryview
 
 
-def _load_str(payload: memoryview) -> str:
-    return str(payload, "utf-8", "surrogatepass")
-
-
-def _load_int(payload: memoryview) -> int:
-    return int(payload.tobytes())
+# Loaders are C callables where possible: no Python frame on the read path. Entries
+# holding an int are always short, so their payload is bytes, which int() parses.
+_load_str = functools.partial(str, encoding="utf-8", errors="surrogatepass")
+# Signed entries already verified in this process, by storage key: a hit whose bytes
+# equal a verified entry skips the MAC (it would pass again). Small entries only.
+_VERIFIED_KEYS: Final = 1024
 
 
 class Envelope:
@@ -84,19 +90,26 @@ class Envelope:
         self.serializer = serializer
         self.secret = secret
         self.clock = clock
+        self._verified: dict[bytes, bytes] = {}
+        self._mac_base = (
+            None if secret is None else hashlib.blake2b(key=secret, digest_size=MAC_SIZE)
+        )
         # Only these tags are read back: an entry tagged with another serializer (a
         # pickle planted in a json-configured cache, say) is rejected, never loaded.
-        self.loaders: dict[int, Callable[[memoryview], Any]] = {
-            TAG_BYTES: _load_bytes,
+        self.loaders: dict[int, Callable[[Payload], Any]] = {
+            TAG_BYTES: bytes,
             TAG_STR: _load_str,
-            TAG_INT: _load_int,
+            TAG_INT: int,
             serializer.tag: serializer.loads,
         }
 
-    def _mac(self, key: bytes, body: bytes | memoryview) -> bytes:
-        assert self.secret is not None
-        message = b"".join((_KEY_LENGTH.pack(len(key)), key, body))
-        return hmac.digest(self.secret, message, "sha256")[:MAC_SIZE]
+    def _mac(self, key: bytes, body: Payload) -> bytes:
+        assert self._mac_base is not None
+        mac = self._mac_base.copy()
+        mac.update(body)
+        # The key's length comes last, so the split between body and key is unambiguous.
+        mac.update(key + len(key).to_bytes(4, "little"))
+        return mac.digest()
 
     def encode(self, key: bytes, value: Any, expires_at: float) -> bytes:
         """The entry for ``value`` under storage ``key``; ``expires_at`` 0 is never.
@@ -122,39 +135,37 @@ class Envelope:
                     f"UWSGICACHE_SERIALIZER."
                 ) from exc
         if self.secret is None:
-            return HEADER.pack(MAGIC, VERSION, tag, expires_at) + payload
-        body = HEADER.pack(MAGIC, VERSION, tag | SIGNED, expires_at) + payload
+            return HEADER.pack(_LEAD, tag, expires_at) + payload
+        body = HEADER.pack(_LEAD, tag | SIGNED, expires_at) + payload
         return body + self._mac(key, body)
 
-    def open(self, key: bytes, entry: bytes) -> tuple[int, float, memoryview]:
+    def open(self, key: bytes, entry: bytes) -> tuple[int, float, Payload]:
         """Check an entry and return ``(tag, expires_at, payload)`` without loading it.
 
         Raises :class:`EntryRejected` for anything this envelope must not trust.
         """
         try:
-            magic, version, flags, expires_at = HEADER.unpack_from(entry)
+            lead, flags, expires_at = HEADER.unpack_from(entry)
         except struct.error:
             raise EntryRejected("too short to be an entry") from None
-        if magic != MAGIC or version != VERSION:
+        if lead != _LEAD:
             raise EntryRejected("not written by flask-uwsgicache (or another version)")
-        view = memoryview(entry)
+        data: Payload = entry if len(entry) < _VIEW_FROM else memoryview(entry)
         if flags & SIGNED:
             if len(entry) < HEADER_SIZE + MAC_SIZE:
                 raise EntryRejected("truncated signature")
-            if self.secret is not None and not hmac.compare_digest(
-                self._mac(key, view[:-MAC_SIZE]), view[-MAC_SIZE:]
+            if self._mac_base is not None and not hmac.compare_digest(
+                self._mac(key, data[:-MAC_SIZE]), data[-MAC_SIZE:]
             ):
                 raise EntryRejected(
                     "bad signature (tampered, or written under another key)"
                 )
-            payload = view[HEADER_SIZE:-MAC_SIZE]
-        elif self.secret is not None:
+            return flags & TAG_MASK, expires_at, data[HEADER_SIZE:-MAC_SIZE]
+        if self._mac_base is not None:
             raise EntryRejected("unsigned entry while signing is on")
-        else:
-            payload = view[HEADER_SIZE:]
-        return flags & TAG_MASK, expires_at, payload
+        return flags & TAG_MASK, expires_at, data[HEADER_SIZE:]
 
-    def load(self, tag: int, payload: memoryview) -> Any:
+    def load(self, tag: int, payload: Payload) -> Any:
         """The value of an opened entry; :class:`EntryRejected` if it cannot be read."""
         loader = self.loaders.get(tag)
         if loader is None:
@@ -170,17 +181,51 @@ class Envelope:
         """The value stored in ``entry``, or :data:`MISSING` if it has expired.
 
         Raises :class:`EntryRejected` for a corrupt, foreign or badly signed entry.
+        This is :meth:`open` then :meth:`load`, written out once: it is the hot path.
         """
-        tag, expires_at, payload = self.open(key, entry)
-        if expires_at and expires_at <= self.clock():
+        try:
+            lead, flags, expires_at = _unpack_header(entry)
+        except struct.error:
+            raise EntryRejected("too short to be an entry") from None
+        if lead != _LEAD:
+            raise EntryRejected("not written by flask-uwsgicache (or another version)")
+        payload: Payload
+        if flags & SIGNED or self._mac_base is not None:
+            if self._verified.get(key) == entry:
+                tag, payload = flags & TAG_MASK, entry[HEADER_SIZE:-MAC_SIZE]
+            else:
+                # Verified before the expiry is trusted: a forged expiry is logged too.
+                tag, _expires_at, payload = self.open(key, entry)
+                if self._mac_base is not None and len(entry) < _VIEW_FROM:
+                    if len(self._verified) >= _VERIFIED_KEYS:
+                        self._verified.clear()
+                    self._verified[key] = entry
+            if expires_at and expires_at <= self.clock():
+                return MISSING
+        elif expires_at and expires_at <= self.clock():
             return MISSING
-        return self.load(tag, payload)
+        else:
+            tag = flags
+            payload = (
+                entry[HEADER_SIZE:]
+                if len(entry) < _VIEW_FROM
+                else memoryview(entry)[HEADER_SIZE:]
+            )
+        loader = self.loaders.get(tag)
+        if loader is None:
+            raise EntryRejected(f"payload tag {tag} is not allowed by this serializer")
+        try:
+            return loader(payload)
+        except Exception as exc:
+            raise EntryRejected(
+                f"payload does not load ({exc.__class__.__name__})"
+            ) from None
 
     def reseal(self, key: bytes, entry: bytes, expires_at: float) -> bytes:
         """``entry`` with a new expiry, re-signed. Raises like :meth:`open`."""
         tag, _expires_at, payload = self.open(key, entry)
         flags = tag | (SIGNED if self.secret is not None else 0)
-        body = HEADER.pack(MAGIC, VERSION, flags, expires_at) + payload
+        body = HEADER.pack(_LEAD, flags, expires_at) + payload
         return body if self.secret is None else body + self._mac(key, body)
 
     def is_live(self, key: bytes, entry: bytes) -> bool:
@@ -195,7 +240,7 @@ class Envelope:
 def expiry_of(entry: bytes) -> float | None:
     """The expiry field of an entry without verifying it; ``None`` if not an entry."""
     try:
-        magic, version, _flags, expires_at = HEADER.unpack_from(entry)
+        lead, _flags, expires_at = HEADER.unpack_from(entry)
     except struct.error:
         return None
-    return expires_at if magic == MAGIC and version == VERSION else None
+    return float(expires_at) if lead == _LEAD else None

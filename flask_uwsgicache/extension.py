@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
+from flask.globals import _cv_app
 
 from .backends import create_backend
 from .cache import BoundCache
@@ -93,16 +94,18 @@ class UWSGICache:
     @property
     def cache(self) -> BoundCache:
         """The current app's cache; ``RuntimeError`` outside an initialised app."""
-        try:
-            return current_app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
-        except RuntimeError:
+        # The context variable behind current_app: the proxy costs ~1 µs per call.
+        context = _cv_app.get(None)
+        if context is None:
             raise RuntimeError(
                 "UWSGICache was used outside an application context: call it inside a "
                 "request or 'with app.app_context():', after init_app(app)."
-            ) from None
+            )
+        try:
+            return context.app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
         except KeyError:
             raise RuntimeError(
-                f"The current app {current_app.name!r} has no UWSGICache: did you forget "
+                f"The current app {context.app.name!r} has no UWSGICache: did you forget "
                 f"to call init_app(app)?"
             ) from None
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
+from flask import Flask
 
+from flask_uwsgicache import UWSGICache
 from flask_uwsgicache.backends.memory import MemoryBackend
 from flask_uwsgicache.errors import CacheFullError, ValueTooLargeError
 
@@ -75,3 +78,20 @@ def test_threads_share_it_safely() -> None:
     for thread in threads:
         thread.join()
     assert len(backend.keys()) <= 50
+
+
+def test_threads_count_exactly_through_the_cache(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    UWSGICache(app)
+    cache = app.extensions["uwsgicache"]
+
+    def work() -> None:
+        for _ in range(500):
+            cache.inc("n")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert cache.get("n") == 2000

@@ -1,4 +1,4 @@
-"""A WSGI app for tests/test_uwsgi.py: each request increments one shared counter."""
+"""A WSGI app for tests/test_uwsgi.py: a shared counter, and a key with a timeout."""
 
 from __future__ import annotations
 
@@ -29,3 +29,24 @@ def inc() -> ResponseReturnValue:
 @application.route("/value")
 def value() -> ResponseReturnValue:
     return jsonify(pid=os.getpid(), value=cache.get("hits", 0))
+
+
+@application.route("/set/<key>")
+def set_value(key: str) -> ResponseReturnValue:
+    stored = cache.set(
+        key, request.args["value"], timeout=request.args.get("timeout", type=float)
+    )
+    return jsonify(pid=os.getpid(), stored=stored)
+
+
+@application.route("/get/<key>")
+def get_value(key: str) -> ResponseReturnValue:
+    return jsonify(pid=os.getpid(), value=cache.get(key), raw=raw_present(key))
+
+
+def raw_present(key: str) -> bool:
+    """Whether uWSGI itself still holds the item (its sweeper runs every few seconds)."""
+    import uwsgi
+
+    bound = application.extensions["uwsgicache"]
+    return bool(uwsgi.cache_exists(bound.storage_key(key), bound.backend.cache_name))
