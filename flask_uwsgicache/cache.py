@@ -181,11 +181,16 @@ class BoundCache:
 
     def has(self, key: str) -> bool:
         """True if ``key`` holds a live, valid entry (the value is not loaded)."""
+        found = self._find(key)
+        return found is not None and self.envelope.is_live(*found)
+
+    def _find(self, key: str) -> tuple[bytes, bytes] | None:
+        """``(storage_key, entry)`` for ``key``, or None if nothing is stored there."""
         storage_key = self._lookup_key(key)
         if storage_key is None:
-            return False
+            return None
         entry = self._backend_get(storage_key)
-        return entry is not None and self.envelope.is_live(storage_key, entry)
+        return None if entry is None else (storage_key, entry)
 
     def get_many(self, *keys: str) -> list[Any]:
         """The values of ``keys`` in order, ``None`` for each miss."""
@@ -242,14 +247,11 @@ class BoundCache:
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if it held a live value."""
-        storage_key = self._lookup_key(key)
-        if storage_key is None:
+        found = self._find(key)
+        if found is None:
             return False
-        entry = self._backend_get(storage_key)
-        if entry is None:
-            return False
-        live = self.envelope.is_live(storage_key, entry)
-        return self.backend.delete(storage_key) and live
+        live = self.envelope.is_live(*found)
+        return self.backend.delete(found[0]) and live
 
     def delete_many(self, *keys: str) -> list[str]:
         """Remove ``keys``; returns those that held a live value."""
@@ -305,7 +307,11 @@ class BoundCache:
                 if expires_at is None:
                     expires_at, ttl = self._expiry(timeout)
                 else:
-                    ttl = math.ceil(expires_at - self.clock()) + 1 if expires_at else 0
+                    ttl = (
+                        max(math.ceil(expires_at - self.clock()), 0) + 1
+                        if expires_at
+                        else 0
+                    )
                 value = current + delta
                 entry = self.envelope.encode(storage_key, value, expires_at)
                 self._write(self.backend.set, storage_key, entry, ttl)

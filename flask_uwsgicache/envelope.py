@@ -165,23 +165,11 @@ class Envelope:
             raise EntryRejected("unsigned entry while signing is on")
         return flags & TAG_MASK, expires_at, data[HEADER_SIZE:]
 
-    def load(self, tag: int, payload: Payload) -> Any:
-        """The value of an opened entry; :class:`EntryRejected` if it cannot be read."""
-        loader = self.loaders.get(tag)
-        if loader is None:
-            raise EntryRejected(f"payload tag {tag} is not allowed by this serializer")
-        try:
-            return loader(payload)
-        except Exception as exc:
-            raise EntryRejected(
-                f"payload does not load ({exc.__class__.__name__})"
-            ) from None
-
     def decode(self, key: bytes, entry: bytes) -> Any:
         """The value stored in ``entry``, or :data:`MISSING` if it has expired.
 
         Raises :class:`EntryRejected` for a corrupt, foreign or badly signed entry.
-        This is :meth:`open` then :meth:`load`, written out once: it is the hot path.
+        It repeats part of :meth:`open` inline: it is the hot path.
         """
         try:
             lead, flags, expires_at = _unpack_header(entry)

@@ -3,10 +3,6 @@
 # line) on http://127.0.0.1:5001/ . Stop it with Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${VENV:-.venv}
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip
-fi
+source scripts/venv.sh
 "$venv/bin/python" -m pip install -q --no-cache-dir -e . uwsgi
 exec "$venv/bin/uwsgi" --ini deploy/local.ini --home "$venv" "$@"

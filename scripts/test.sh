@@ -4,11 +4,7 @@
 # real uWSGI processes. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${VENV:-.venv}
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip
-fi
+source scripts/venv.sh
 # --no-cache-dir: never reuse a uWSGI wheel built before libpcre2-dev was installed
 # (such a build silently lacks internal routing).
 "$venv/bin/python" -m pip install -q --no-cache-dir -e '.[test]'

@@ -79,3 +79,10 @@ def test_a_raw_cache_update_under_a_live_key_is_rejected(cache: BoundCache) -> N
     assert cache.get("k") is None
     assert cache.get("other") is None
     assert not os.path.exists("/tmp/flask-uwsgicache-pwned")
+
+
+def test_a_memory_backend_under_uwsgi_warns_that_it_is_not_shared(
+    caplog: pytest.LogCaptureFixture, make_app: Callable[..., Flask]
+) -> None:
+    UWSGICache(make_app(UWSGICACHE_BACKEND="memory"))
+    assert "not shared" in caplog.text

@@ -86,6 +86,11 @@ def create_backend(config: Mapping[str, Any]) -> Backend:
         from .memory import MemoryBackend
 
         backend = MemoryBackend(config["UWSGICACHE_MEMORY"])
+        if under_uwsgi:
+            logger.warning(
+                "flask-uwsgicache: UWSGICACHE_BACKEND is 'memory' under uWSGI: each "
+                "worker process has its own cache, not shared. Use 'auto' or 'uwsgi'."
+            )
     if choice == "auto":
         # The article prints "USE CACHE UWSGI" / "USE CACHE MEMORY"; say it in the log.
         logger.info(
