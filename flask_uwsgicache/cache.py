@@ -76,7 +76,7 @@ class BoundCache:
             encoded = (self.key_prefix + key).encode()
         except TypeError:
             raise InvalidKeyError(
-                f"cache keys are str, not {type(key).__name__}: {key!r}"
+                f"cache keys are str, not {type(key).__name__}: {key!r:.80}"
             ) from None
         except UnicodeEncodeError:  # lone surrogates: still one distinct key each
             encoded = (self.key_prefix + key).encode("utf-8", "surrogatepass")
