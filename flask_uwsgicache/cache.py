@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import flight
 from .backends.base import Backend
 from .envelope import MISSING, EntryRejected, Envelope, expiry_of
 from .errors import CacheError, CacheFullError, InvalidKeyError, NotACounterError
 from .logs import RateLimitedLog
+from .viewstats import ViewStats
 
 # A hashed key is its readable head, this byte, and a digest. 0xFF never occurs in UTF-8,
 # so a hashed key can never equal the plain key of another str.
@@ -58,6 +60,7 @@ class BoundCache:
         self._backend_get = backend.get
         self._decode = envelope.decode
         self._last_sweep = -math.inf
+        self.view_stats = ViewStats()
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -349,21 +352,34 @@ class BoundCache:
     # -- compound -------------------------------------------------------------------------
 
     def get_or_set(
-        self, key: str, default: Any | Callable[[], Any], timeout: float | None = None
+        self,
+        key: str,
+        default: Any | Callable[[], Any],
+        timeout: float | None = None,
+        *,
+        single_flight: bool = True,
+        single_flight_wait: float = 10.0,
+        stale_while_revalidate: float = 0,
     ) -> Any:
         """The value under ``key``; on a miss, store ``default`` (called if callable).
 
-        When several processes miss at once, the first to store wins and every caller
-        gets that stored value.
+        With ``single_flight`` (the default) one process computes a missing value while
+        the others wait for it, at most ``single_flight_wait`` seconds, then compute
+        themselves. With ``stale_while_revalidate`` seconds, an entry past its timeout is
+        still served for that long while one process recomputes it.
         """
-        value = self.get(key, MISSING)
-        if value is not MISSING:
-            return value
-        value = default() if callable(default) else default
-        if self.add(key, value, timeout):
-            return value
-        stored = self.get(key, MISSING)
-        return value if stored is MISSING else stored
+
+        def compute() -> tuple[Any, Any]:
+            value = default() if callable(default) else default
+            return value, value
+
+        options = flight.Options(
+            timeout=timeout,
+            single_flight=single_flight,
+            wait=single_flight_wait,
+            stale_while_revalidate=stale_while_revalidate,
+        )
+        return flight.run(flight.plan(self, key, options), compute).value
 
     def stats(self) -> dict[str, Any]:
         """The cache's configuration, limits and number of entries under this prefix."""
@@ -374,4 +390,5 @@ class BoundCache:
             "signed": self.envelope.secret is not None,
             "default_timeout": self.default_timeout,
             "entries": len(self._own_keys()),
+            "views": self.view_stats.totals(self),
         }

@@ -7,8 +7,9 @@ its cache methods act on the current app's cache.
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Flask
@@ -17,7 +18,10 @@ from flask.globals import _cv_app
 from .backends import create_backend
 from .cache import BoundCache
 from .envelope import Envelope, derive_secret
+from .jinja import CacheExtension
+from .memoize import delete_memoized, delete_memoized_verhash, memoize
 from .serializers import get_serializer
+from .views import cached
 
 EXTENSION_KEY = "uwsgicache"
 
@@ -90,6 +94,7 @@ class UWSGICache:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         app.extensions[EXTENSION_KEY] = build_cache(app.config)
+        app.jinja_env.add_extension(CacheExtension)
 
     @property
     def cache(self) -> BoundCache:
@@ -157,3 +162,103 @@ class UWSGICache:
 
     def stats(self) -> dict[str, Any]:
         return self.cache.stats()
+
+    # -- decorators -------------------------------------------------------------------
+
+    def _resolve(self) -> BoundCache:
+        return self.cache
+
+    def cached(
+        self,
+        timeout: float | None = None,
+        key_prefix: str | Callable[[], str] = "view/%s",
+        unless: Callable[..., Any] | None = None,
+        forced_update: Callable[[], Any] | None = None,
+        response_filter: Callable[[Any], Any] | None = None,
+        query_string: bool = True,
+        hash_method: Callable[..., Any] = hashlib.md5,
+        cache_none: bool = False,
+        make_cache_key: Callable[..., str] | None = None,
+        source_check: bool = False,
+        response_hit_indication: bool = False,
+        single_flight: bool = True,
+        single_flight_wait: float = 10.0,
+        stale_while_revalidate: float = 0,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Cache a view's whole response, or a function's value.
+
+        For a view (GET and HEAD only) the default key is ``key_prefix % request.path``
+        plus the query string with its parameters sorted (``query_string=False`` leaves
+        it out). A ``key_prefix`` without ``%s`` is the key itself; a callable
+        ``key_prefix`` returns the key; ``make_cache_key(*args, **kwargs)`` overrides
+        both. Only responses ``response_filter`` accepts (by default: status 200) that
+        set no cookie, do not vary on the cookie, are not private and not streamed are
+        stored, in a compact non-pickle format. ``unless()`` skips the cache,
+        ``forced_update()`` recomputes and stores. ``source_check`` puts a hash of the
+        function's code in the key. ``response_hit_indication`` adds a ``hit_cache``
+        header. On a miss, one process computes (``single_flight``) while the others
+        wait up to ``single_flight_wait`` seconds; ``stale_while_revalidate`` seconds
+        serve an expired copy while one process refreshes it. Cache faults are logged
+        and the view's own response is served.
+        """
+        return cached(
+            self._resolve,
+            timeout=timeout,
+            key_prefix=key_prefix,
+            unless=unless,
+            forced_update=forced_update,
+            response_filter=response_filter,
+            query_string=query_string,
+            hash_method=hash_method,
+            cache_none=cache_none,
+            make_cache_key=make_cache_key,
+            source_check=source_check,
+            response_hit_indication=response_hit_indication,
+            single_flight=single_flight,
+            single_flight_wait=single_flight_wait,
+            stale_while_revalidate=stale_while_revalidate,
+        )
+
+    def memoize(
+        self,
+        timeout: float | None = None,
+        make_name: Callable[[str], str] | None = None,
+        unless: Callable[..., Any] | None = None,
+        forced_update: Callable[[], Any] | None = None,
+        response_filter: Callable[[Any], Any] | None = None,
+        hash_method: Callable[..., Any] = hashlib.md5,
+        cache_none: bool = False,
+        source_check: bool = False,
+        args_to_ignore: Iterable[str] = (),
+        single_flight: bool = True,
+        single_flight_wait: float = 10.0,
+        stale_while_revalidate: float = 0,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Cache a function's result per arguments (normalised: ``f(1, b=2)`` is
+        ``f(1, 2)``). ``args_to_ignore`` names arguments left out of the key;
+        ``cache_none`` stores ``None`` results. Other options as in :meth:`cached`.
+        Works on functions, instance methods and class methods, sync or async.
+        """
+        return memoize(
+            self._resolve,
+            timeout=timeout,
+            make_name=make_name,
+            unless=unless,
+            forced_update=forced_update,
+            response_filter=response_filter,
+            hash_method=hash_method,
+            cache_none=cache_none,
+            source_check=source_check,
+            args_to_ignore=args_to_ignore,
+            single_flight=single_flight,
+            single_flight_wait=single_flight_wait,
+            stale_while_revalidate=stale_while_revalidate,
+        )
+
+    def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        """Drop ``f(*args, **kwargs)``'s entry; without arguments, every entry of ``f``."""
+        return delete_memoized(self.cache, f, *args, **kwargs)
+
+    def delete_memoized_verhash(self, f: Callable[..., Any]) -> bool:
+        """Drop every entry of ``f`` (in every process) by renewing its version."""
+        return delete_memoized_verhash(self.cache, f)

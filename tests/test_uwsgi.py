@@ -28,7 +28,7 @@ LINES = {
     "plain": "name=plain,items=1000",
     "purge_lru": "name=lru,items=200,blocksize=8192,keysize=250,purge_lru=1",
 }
-SUITE = "tests/test_contract.py tests/in_uwsgi.py"
+SUITE = "tests/test_contract.py tests/test_views.py tests/test_memoize.py tests/in_uwsgi.py"
 
 pytestmark = pytest.mark.launches_uwsgi
 
@@ -153,3 +153,21 @@ def test_four_workers_count_exactly(counter_server: str) -> None:
     assert total == clients * requests_each * incs_each
     assert len(set(pids)) >= 2, set(pids)
     print(f"{len(set(pids))} workers served the {len(pids)} requests")
+
+
+def test_concurrent_misses_across_workers_run_the_view_once(counter_server: str) -> None:
+    answers: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        answer = fetch(f"{counter_server}/slow")
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [answer["body"] for answer in answers] == ["slow"] * 8
+    assert fetch(f"{counter_server}/get/slow-runs")["value"] == 1

@@ -1,8 +1,10 @@
-"""A WSGI app for tests/test_uwsgi.py: a shared counter, and a key with a timeout."""
+"""A WSGI app for tests/test_uwsgi.py: a shared counter, a key with a timeout, and a
+slow cached view that counts how often its body runs."""
 
 from __future__ import annotations
 
 import os
+import time
 
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -50,3 +52,11 @@ def raw_present(key: str) -> bool:
 
     bound = application.extensions["uwsgicache"]
     return bool(uwsgi.cache_exists(bound.storage_key(key), bound.backend.cache_name))
+
+
+@application.route("/slow")
+@cache.cached(timeout=60)
+def slow() -> ResponseReturnValue:
+    cache.inc("slow-runs", timeout=0)
+    time.sleep(0.5)
+    return jsonify(pid=os.getpid(), body="slow")

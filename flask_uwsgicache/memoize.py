@@ -1,0 +1,168 @@
+"""``cache.memoize(...)`` and ``cache.delete_memoized(...)``: results keyed by arguments.
+
+Arguments are bound to the function's signature with defaults applied, so ``f(1, b=2)``,
+``f(1, 2)`` and ``f(1)`` (when ``b`` defaults to 2) share one entry. For methods the
+first argument (``self`` or ``cls``) is part of the key: a class by its qualified name,
+an instance by its ``__caching_id__()`` if it has one, else by ``repr()``. Each function
+has a version, stored in the cache: ``delete_memoized(f)`` without arguments changes it,
+which drops every entry of ``f`` in every process at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import flight
+from .cache import BoundCache
+from .wrapping import Args, Call, Kwargs, bypass, function_name, wrap
+
+Resolve = Callable[[], BoundCache]
+VERSION_PREFIX = "\x00memver:"
+
+
+def _identity(value: Any) -> str:
+    if inspect.isclass(value):
+        return f"{value.__module__}.{value.__qualname__}"
+    caching_id = getattr(value, "__caching_id__", None)
+    return str(caching_id()) if callable(caching_id) else repr(value)
+
+
+class Memoized:
+    """The key-making half of a memoized function (kept on it as ``__memoized__``)."""
+
+    def __init__(
+        self,
+        f: Callable[..., Any],
+        name: str,
+        hash_method: Callable[..., Any],
+        args_to_ignore: Iterable[str],
+        source_check: bool,
+    ) -> None:
+        self.f = f
+        self.name = name
+        self.hash_method = hash_method
+        self.ignore = frozenset(args_to_ignore)
+        self.signature = inspect.signature(f)
+        parameters = list(self.signature.parameters)
+        self.first = (
+            parameters[0] if parameters and parameters[0] in ("self", "cls") else None
+        )
+        self.source = (
+            hash_method(f.__code__.co_code).hexdigest()[:16] if source_check else ""
+        )
+
+    def version(self, cache: BoundCache, create: bool = True) -> str:
+        """The function's current version, created on first use."""
+        key = VERSION_PREFIX + self.name
+        version = cache.get(key)
+        if version is None and create:
+            cache.add(key, secrets.token_hex(4), timeout=0)
+            version = cache.get(key)
+        return str(version)
+
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The normalised arguments of one call, as a digest."""
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        parts = []
+        for name, value in bound.arguments.items():
+            if name in self.ignore:
+                continue
+            kind = self.signature.parameters[name].kind
+            if name == self.first:
+                value = _identity(value)
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                value = sorted(value.items())
+            parts.append(f"{name}={value!r}")
+        digest: str = self.hash_method("\x1f".join(parts).encode()).hexdigest()
+        return digest
+
+    def key(self, cache: BoundCache, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The cache key of one call."""
+        version = self.version(cache) + self.source
+        return f"memoize:{self.name}:{version}:{self.arguments(args, kwargs)}"
+
+
+def memoize(
+    resolve: Resolve,
+    timeout: float | None = None,
+    make_name: Callable[[str], str] | None = None,
+    unless: Callable[..., Any] | None = None,
+    forced_update: Callable[[], Any] | None = None,
+    response_filter: Callable[[Any], Any] | None = None,
+    hash_method: Callable[..., Any] = hashlib.md5,
+    cache_none: bool = False,
+    source_check: bool = False,
+    args_to_ignore: Iterable[str] = (),
+    single_flight: bool = True,
+    single_flight_wait: float = 10.0,
+    stale_while_revalidate: float = 0,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """See :meth:`flask_uwsgicache.UWSGICache.memoize`."""
+
+    def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+        name = function_name(f)
+        memoized = Memoized(
+            f,
+            make_name(name) if make_name else name,
+            hash_method,
+            args_to_ignore,
+            source_check,
+        )
+
+        def prepare(args: Args, kwargs: Kwargs) -> Call | None:
+            if bypass(unless, f, *args, **kwargs):
+                return None
+            options = flight.Options(
+                timeout=timeout,
+                single_flight=single_flight,
+                wait=single_flight_wait,
+                stale_while_revalidate=stale_while_revalidate,
+                forced=bool(forced_update and forced_update()),
+                quiet=True,
+            )
+            cache = resolve()
+            return Call(cache, memoized.key(cache, args, kwargs), options)
+
+        def finish(call: Call, result: Any) -> tuple[Any, Any]:
+            if result is None and not cache_none:
+                return result, flight.NOTHING
+            if response_filter is not None and not response_filter(result):
+                return result, flight.NOTHING
+            return result, result
+
+        wrapper = wrap(f, prepare, finish)
+        wrapper.__memoized__ = memoized  # type: ignore[attr-defined]
+        wrapper.uncached = f  # type: ignore[attr-defined]
+        wrapper.cache_timeout = timeout  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator
+
+
+def _memoized_of(f: Any) -> tuple[Memoized, tuple[Any, ...]]:
+    """The ``Memoized`` of a memoized function or bound method, and the bound ``self``."""
+    target = getattr(f, "__func__", f)
+    memoized = getattr(target, "__memoized__", None)
+    if not isinstance(memoized, Memoized):
+        raise TypeError(f"{f!r} is not decorated with cache.memoize()")
+    bound_self = getattr(f, "__self__", None)
+    return memoized, (() if bound_self is None else (bound_self,))
+
+
+def delete_memoized(cache: BoundCache, f: Any, *args: Any, **kwargs: Any) -> bool:
+    """Drop the entry of ``f(*args, **kwargs)``, or every entry of ``f`` without args."""
+    memoized, bound_self = _memoized_of(f)
+    if not args and not kwargs and not bound_self:
+        return delete_memoized_verhash(cache, f)
+    return cache.delete(memoized.key(cache, bound_self + args, kwargs))
+
+
+def delete_memoized_verhash(cache: BoundCache, f: Any) -> bool:
+    """Drop every entry of ``f`` by deleting its version (a new one is made on next use)."""
+    memoized, _ = _memoized_of(f)
+    return cache.delete(VERSION_PREFIX + memoized.name)

@@ -1,0 +1,121 @@
+"""``cache.cached(...)``: whole responses of views, or the value of plain functions.
+
+Option names and meanings follow Flask-Caching where they overlap, with two differences
+that make it safe by default: the default key includes the query string (normalised, so
+``?a=1&b=2`` and ``?b=2&a=1`` share an entry), and only 200 responses that are the same
+for everyone are stored (see :func:`flask_uwsgicache.responses.is_cacheable`).
+A cache fault never reaches the client: the view's own response is served and a line
+is logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import current_app, has_request_context, make_response, request
+
+from . import flight, responses
+from .cache import BoundCache
+from .wrapping import Args, Call, Kwargs, bypass, wrap
+
+Resolve = Callable[[], BoundCache]
+_CACHEABLE_METHODS = ("GET", "HEAD")
+
+
+def normalized_query() -> str:
+    """The request's query string with parameters sorted by name (values keep order)."""
+    items = sorted(request.args.items(multi=True), key=lambda item: item[0])
+    return urlencode(items)
+
+
+def serves_request(f: Callable[..., Any]) -> bool:
+    """Whether ``f`` (maybe under other decorators) is the view of the current request."""
+    if not has_request_context():
+        return False
+    view: Any = current_app.view_functions.get(request.endpoint or "")
+    while view is not None:
+        if getattr(view, "__wrapped__", None) is f:
+            return True
+        view = getattr(view, "__wrapped__", None)
+    return False
+
+
+def cached(
+    resolve: Resolve,
+    timeout: float | None = None,
+    key_prefix: str | Callable[[], str] = "view/%s",
+    unless: Callable[..., Any] | None = None,
+    forced_update: Callable[[], Any] | None = None,
+    response_filter: Callable[[Any], Any] | None = None,
+    query_string: bool = True,
+    hash_method: Callable[..., Any] = hashlib.md5,
+    cache_none: bool = False,
+    make_cache_key: Callable[..., str] | None = None,
+    source_check: bool = False,
+    response_hit_indication: bool = False,
+    single_flight: bool = True,
+    single_flight_wait: float = 10.0,
+    stale_while_revalidate: float = 0,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """See :meth:`flask_uwsgicache.UWSGICache.cached`."""
+
+    def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+        source = hash_method(f.__code__.co_code).hexdigest()[:16] if source_check else ""
+
+        def make_key(*args: Any, **kwargs: Any) -> str:
+            if make_cache_key is not None:
+                key = make_cache_key(*args, **kwargs)
+            elif callable(key_prefix):
+                key = key_prefix()
+            elif "%s" in key_prefix:
+                key = key_prefix % request.path
+                query = normalized_query() if query_string else ""
+                key += f"?{query}" if query else ""
+            else:
+                key = key_prefix
+            return f"{key}:{source}" if source else key
+
+        def prepare(args: Args, kwargs: Kwargs) -> Call | None:
+            view = serves_request(f)
+            if view and request.method not in _CACHEABLE_METHODS:
+                return None
+            if bypass(unless, f, *args, **kwargs):
+                return None
+            options = flight.Options(
+                timeout=timeout,
+                single_flight=single_flight,
+                wait=single_flight_wait,
+                stale_while_revalidate=stale_while_revalidate,
+                forced=bool(forced_update and forced_update()),
+                decode=responses.load if view else flight.keep,
+                quiet=True,
+            )
+            key = make_key(*args, **kwargs)
+            return Call(resolve(), key, options, view, response_hit_indication)
+
+        def finish(call: Call, result: Any) -> tuple[Any, Any]:
+            if call.view:
+                response = make_response(result)
+                if response_filter is not None:
+                    keep = response_filter(response)
+                else:
+                    keep = response.status_code == 200
+                if keep and responses.is_cacheable(response):
+                    return response, responses.dump(response)
+                return response, flight.NOTHING
+            if result is None and not cache_none:
+                return result, flight.NOTHING
+            if response_filter is not None and not response_filter(result):
+                return result, flight.NOTHING
+            return result, result
+
+        wrapper = wrap(f, prepare, finish)
+        wrapper.uncached = f  # type: ignore[attr-defined]
+        wrapper.cache_timeout = timeout  # type: ignore[attr-defined]
+        wrapper.make_cache_key = make_key  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator

@@ -1,0 +1,128 @@
+"""What ``cached`` and ``memoize`` share: the wrapper (sync or async), bypass, faults.
+
+A decorator supplies ``prepare`` (decide, before the call, whether and under which key to
+use the cache) and ``finish`` (turn the function's result into what to return and what to
+store). :func:`wrap` does the rest: the lookup with single flight, the statistics, and the
+rule that a cache fault never reaches the caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response
+
+from . import flight
+from .cache import BoundCache
+from .logs import logger
+from .viewstats import HIT, MISS, REFUSED
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """One call that goes through the cache."""
+
+    cache: BoundCache
+    key: str
+    options: flight.Options
+    view: bool = False
+    hit_indication: bool = False
+
+
+def function_name(f: Callable[..., Any]) -> str:
+    """The name statistics and memoize keys use for ``f``."""
+    return f"{f.__module__}.{f.__qualname__}"
+
+
+def bypass(
+    unless: Callable[..., Any] | None, f: Callable[..., Any], *args: Any, **kwargs: Any
+) -> bool:
+    """Whether ``unless`` says to skip the cache. As in Flask-Caching, ``unless`` gets the
+    function and its arguments when it accepts arguments, and nothing otherwise."""
+    if unless is None:
+        return False
+    parameters = inspect.signature(unless).parameters
+    return bool(unless(f, *args, **kwargs) if parameters else unless())
+
+
+def fault(cache: BoundCache | None, error: Exception) -> None:
+    """Log a cache fault met by a decorator (rate-limited); the call goes on uncached."""
+    message = f"flask-uwsgicache: going on uncached after a cache fault: {error!r}"
+    if cache is None:
+        logger.warning(message)
+    else:
+        cache.log.warning("DecoratorFault", message)
+
+
+def guarded(
+    prepare: Callable[[Args, Kwargs], Call | None],
+) -> Callable[[Args, Kwargs], Call | None]:
+    """``prepare`` with every exception logged as a fault and turned into "no cache"."""
+
+    def safe(args: Args, kwargs: Kwargs) -> Call | None:
+        try:
+            return prepare(args, kwargs)
+        except Exception as error:  # a decorator never turns a cache fault into a 500
+            fault(None, error)
+            return None
+
+    return safe
+
+
+def _deliver(name: str, call: Call, outcome: flight.Outcome) -> Any:
+    try:
+        stats = call.cache.view_stats
+        stats.record(call.cache, name, HIT if outcome.hit else MISS)
+        if outcome.refused:
+            stats.record(call.cache, name, REFUSED)
+    except Exception as error:
+        fault(call.cache, error)
+    value = outcome.value
+    if call.hit_indication and isinstance(value, Response):
+        value.headers["hit_cache"] = str(outcome.hit)
+    return value
+
+
+def wrap(
+    f: Callable[..., Any],
+    prepare: Callable[[Args, Kwargs], Call | None],
+    finish: Callable[[Call, Any], tuple[Any, Any]],
+) -> Callable[..., Any]:
+    """The cached version of ``f`` (a coroutine function stays one)."""
+    name = function_name(f)
+    prepare = guarded(prepare)
+
+    if inspect.iscoroutinefunction(f):
+
+        @functools.wraps(f)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            call = prepare(args, kwargs)
+            if call is None:
+                return await f(*args, **kwargs)
+
+            async def compute() -> tuple[Any, Any]:
+                return finish(call, await f(*args, **kwargs))
+
+            steps = flight.plan(call.cache, call.key, call.options)
+            return _deliver(name, call, await flight.run_async(steps, compute))
+
+        return async_wrapper
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = prepare(args, kwargs)
+        if call is None:
+            return f(*args, **kwargs)
+        steps = flight.plan(call.cache, call.key, call.options)
+        return _deliver(
+            name, call, flight.run(steps, lambda: finish(call, f(*args, **kwargs)))
+        )
+
+    return wrapper
