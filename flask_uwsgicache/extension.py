@@ -7,10 +7,9 @@ its cache methods act on the current app's cache.
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from flask import Flask
 from flask.globals import _cv_app
@@ -19,9 +18,9 @@ from .backends import create_backend
 from .cache import BoundCache
 from .envelope import Envelope, derive_secret
 from .jinja import CacheExtension
-from .memoize import delete_memoized, delete_memoized_verhash, memoize
+from .memoize import MemoizeMixin
 from .serializers import get_serializer
-from .views import cached
+from .views import ViewsMixin
 
 EXTENSION_KEY = "uwsgicache"
 
@@ -69,7 +68,24 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
     )
 
 
-class UWSGICache:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _on_current_app(
+    method: Callable[Concatenate[BoundCache, P], R],
+) -> Callable[Concatenate[UWSGICache, P], R]:
+    """``method`` of :class:`BoundCache`, called on the current app's cache."""
+
+    def on_current_app(self: UWSGICache, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(self.cache, *args, **kwargs)
+
+    on_current_app.__name__ = on_current_app.__qualname__ = method.__name__
+    on_current_app.__doc__ = method.__doc__
+    return on_current_app
+
+
+class UWSGICache(ViewsMixin, MemoizeMixin):
     """A cache shared by every worker process of a uWSGI app.
 
     The methods below act on the current app's cache and have the semantics documented
@@ -115,150 +131,21 @@ class UWSGICache:
             ) from None
 
     def get(self, key: str, default: Any = None) -> Any:
+        """See :meth:`BoundCache.get` (written out: it is the hot path)."""
         return self.cache.get(key, default)
 
-    def has(self, key: str) -> bool:
-        return self.cache.has(key)
-
-    def get_many(self, *keys: str) -> list[Any]:
-        return self.cache.get_many(*keys)
-
-    def get_dict(self, *keys: str) -> dict[str, Any]:
-        return self.cache.get_dict(*keys)
-
-    def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
-        return self.cache.set(key, value, timeout)
-
-    def add(self, key: str, value: Any, timeout: float | None = None) -> bool:
-        return self.cache.add(key, value, timeout)
-
-    def set_many(
-        self, mapping: Mapping[str, Any], timeout: float | None = None
-    ) -> list[str]:
-        return self.cache.set_many(mapping, timeout)
-
-    def delete(self, key: str) -> bool:
-        return self.cache.delete(key)
-
-    def delete_many(self, *keys: str) -> list[str]:
-        return self.cache.delete_many(*keys)
-
-    def clear(self) -> bool:
-        return self.cache.clear()
-
-    def touch(self, key: str, timeout: float | None = None) -> bool:
-        return self.cache.touch(key, timeout)
-
-    def inc(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int | None:
-        return self.cache.inc(key, delta, timeout=timeout)
-
-    def dec(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int | None:
-        return self.cache.dec(key, delta, timeout=timeout)
-
-    def get_or_set(
-        self, key: str, default: Any | Callable[[], Any], timeout: float | None = None
-    ) -> Any:
-        return self.cache.get_or_set(key, default, timeout)
-
-    def stats(self) -> dict[str, Any]:
-        return self.cache.stats()
-
-    # -- decorators -------------------------------------------------------------------
-
-    def _resolve(self) -> BoundCache:
-        return self.cache
-
-    def cached(
-        self,
-        timeout: float | None = None,
-        key_prefix: str | Callable[[], str] = "view/%s",
-        unless: Callable[..., Any] | None = None,
-        forced_update: Callable[[], Any] | None = None,
-        response_filter: Callable[[Any], Any] | None = None,
-        query_string: bool = True,
-        hash_method: Callable[..., Any] = hashlib.md5,
-        cache_none: bool = False,
-        make_cache_key: Callable[..., str] | None = None,
-        source_check: bool = False,
-        response_hit_indication: bool = False,
-        single_flight: bool = True,
-        single_flight_wait: float = 10.0,
-        stale_while_revalidate: float = 0,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Cache a view's whole response, or a function's value.
-
-        For a view (GET and HEAD only) the default key is ``key_prefix % request.path``
-        plus the query string with its parameters sorted (``query_string=False`` leaves
-        it out). A ``key_prefix`` without ``%s`` is the key itself; a callable
-        ``key_prefix`` returns the key; ``make_cache_key(*args, **kwargs)`` overrides
-        both. Only responses ``response_filter`` accepts (by default: status 200) that
-        set no cookie, do not vary on the cookie, are not private and not streamed are
-        stored, in a compact non-pickle format. ``unless()`` skips the cache,
-        ``forced_update()`` recomputes and stores. ``source_check`` puts a hash of the
-        function's code in the key. ``response_hit_indication`` adds a ``hit_cache``
-        header. On a miss, one process computes (``single_flight``) while the others
-        wait up to ``single_flight_wait`` seconds; ``stale_while_revalidate`` seconds
-        serve an expired copy while one process refreshes it. Cache faults are logged
-        and the view's own response is served.
-        """
-        return cached(
-            self._resolve,
-            timeout=timeout,
-            key_prefix=key_prefix,
-            unless=unless,
-            forced_update=forced_update,
-            response_filter=response_filter,
-            query_string=query_string,
-            hash_method=hash_method,
-            cache_none=cache_none,
-            make_cache_key=make_cache_key,
-            source_check=source_check,
-            response_hit_indication=response_hit_indication,
-            single_flight=single_flight,
-            single_flight_wait=single_flight_wait,
-            stale_while_revalidate=stale_while_revalidate,
-        )
-
-    def memoize(
-        self,
-        timeout: float | None = None,
-        make_name: Callable[[str], str] | None = None,
-        unless: Callable[..., Any] | None = None,
-        forced_update: Callable[[], Any] | None = None,
-        response_filter: Callable[[Any], Any] | None = None,
-        hash_method: Callable[..., Any] = hashlib.md5,
-        cache_none: bool = False,
-        source_check: bool = False,
-        args_to_ignore: Iterable[str] = (),
-        single_flight: bool = True,
-        single_flight_wait: float = 10.0,
-        stale_while_revalidate: float = 0,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Cache a function's result per arguments (normalised: ``f(1, b=2)`` is
-        ``f(1, 2)``). ``args_to_ignore`` names arguments left out of the key;
-        ``cache_none`` stores ``None`` results. Other options as in :meth:`cached`.
-        Works on functions, instance methods and class methods, sync or async.
-        """
-        return memoize(
-            self._resolve,
-            timeout=timeout,
-            make_name=make_name,
-            unless=unless,
-            forced_update=forced_update,
-            response_filter=response_filter,
-            hash_method=hash_method,
-            cache_none=cache_none,
-            source_check=source_check,
-            args_to_ignore=args_to_ignore,
-            single_flight=single_flight,
-            single_flight_wait=single_flight_wait,
-            stale_while_revalidate=stale_while_revalidate,
-        )
-
-    def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        """Drop ``f(*args, **kwargs)``'s entry; without arguments, every entry of ``f``."""
-        return delete_memoized(self.cache, f, *args, **kwargs)
-
-    def delete_memoized_verhash(self, f: Callable[..., Any]) -> bool:
-        """Drop every entry of ``f`` (in every process) by renewing its version."""
-        return delete_memoized_verhash(self.cache, f)
+    # The rest of the API, with BoundCache's signatures and docstrings.
+    has = _on_current_app(BoundCache.has)
+    get_many = _on_current_app(BoundCache.get_many)
+    get_dict = _on_current_app(BoundCache.get_dict)
+    set = _on_current_app(BoundCache.set)
+    add = _on_current_app(BoundCache.add)
+    set_many = _on_current_app(BoundCache.set_many)
+    delete = _on_current_app(BoundCache.delete)
+    delete_many = _on_current_app(BoundCache.delete_many)
+    clear = _on_current_app(BoundCache.clear)
+    touch = _on_current_app(BoundCache.touch)
+    inc = _on_current_app(BoundCache.inc)
+    dec = _on_current_app(BoundCache.dec)
+    get_or_set = _on_current_app(BoundCache.get_or_set)
+    stats = _on_current_app(BoundCache.stats)

@@ -60,7 +60,6 @@ class Options:
     single_flight: bool = True
     wait: float = 10.0
     stale_while_revalidate: float = 0.0
-    forced: bool = False
     decode: Callable[[Any], Any] = keep
     #: Turn cache faults into misses and refused writes, logged (for decorators).
     quiet: bool = False
@@ -138,13 +137,18 @@ def _compute_and_store(
     return Outcome(result, hit=False, refused=not stored)
 
 
-def plan(cache: BoundCache | Quiet, key: str, options: Options) -> Plan:
-    """Look ``key`` up; on a miss compute it (once across processes) and store it."""
+def plan(
+    cache: BoundCache | Quiet, key: str, options: Options, forced: bool = False
+) -> Plan:
+    """Look ``key`` up; on a miss compute it (once across processes) and store it.
+
+    ``forced`` skips the lookup: compute and store whatever is there.
+    """
     if options.quiet and not isinstance(cache, Quiet):
         cache = Quiet(cache)
     lease = LEASE_PREFIX + key
     token = f"{os.getpid()}:{time.monotonic_ns()}"
-    if not options.forced:
+    if not forced:
         found = _read(cache, key, options.decode)
         if found is not MISSING:
             if not options.stale_while_revalidate or cache.has(FRESH_PREFIX + key):

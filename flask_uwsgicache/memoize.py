@@ -18,9 +18,17 @@ from typing import Any
 
 from . import flight
 from .cache import BoundCache
-from .wrapping import Args, Call, Kwargs, bypass, function_name, wrap
+from .wrapping import (
+    Args,
+    CacheOwner,
+    Call,
+    Kwargs,
+    bypass,
+    function_name,
+    keep_result,
+    wrap,
+)
 
-Resolve = Callable[[], BoundCache]
 VERSION_PREFIX = "\x00memver:"
 
 
@@ -87,61 +95,75 @@ class Memoized:
         return f"memoize:{self.name}:{version}:{self.arguments(args, kwargs)}"
 
 
-def memoize(
-    resolve: Resolve,
-    timeout: float | None = None,
-    make_name: Callable[[str], str] | None = None,
-    unless: Callable[..., Any] | None = None,
-    forced_update: Callable[[], Any] | None = None,
-    response_filter: Callable[[Any], Any] | None = None,
-    hash_method: Callable[..., Any] = hashlib.md5,
-    cache_none: bool = False,
-    source_check: bool = False,
-    args_to_ignore: Iterable[str] = (),
-    single_flight: bool = True,
-    single_flight_wait: float = 10.0,
-    stale_while_revalidate: float = 0,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """See :meth:`flask_uwsgicache.UWSGICache.memoize`."""
+class MemoizeMixin(CacheOwner):
+    """``memoize`` and ``delete_memoized`` for :class:`~flask_uwsgicache.UWSGICache`."""
 
-    def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
-        name = function_name(f)
-        memoized = Memoized(
-            f,
-            make_name(name) if make_name else name,
-            hash_method,
-            args_to_ignore,
-            source_check,
+    def memoize(
+        self,
+        timeout: float | None = None,
+        make_name: Callable[[str], str] | None = None,
+        unless: Callable[..., Any] | None = None,
+        forced_update: Callable[[], Any] | None = None,
+        response_filter: Callable[[Any], Any] | None = None,
+        hash_method: Callable[..., Any] = hashlib.md5,
+        cache_none: bool = False,
+        source_check: bool = False,
+        args_to_ignore: Iterable[str] = (),
+        single_flight: bool = True,
+        single_flight_wait: float = 10.0,
+        stale_while_revalidate: float = 0,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Cache a function's result per arguments (normalised: ``f(1, b=2)`` is
+        ``f(1, 2)``). ``args_to_ignore`` names arguments left out of the key;
+        ``cache_none`` stores ``None`` results; ``make_name(name)`` renames the
+        function in keys. Other options as in :meth:`cached`. Works on functions,
+        instance methods and class methods, sync or async.
+        """
+        options = flight.Options(
+            timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
         )
 
-        def prepare(args: Args, kwargs: Kwargs) -> Call | None:
-            if bypass(unless, f, *args, **kwargs):
-                return None
-            options = flight.Options(
-                timeout=timeout,
-                single_flight=single_flight,
-                wait=single_flight_wait,
-                stale_while_revalidate=stale_while_revalidate,
-                forced=bool(forced_update and forced_update()),
-                quiet=True,
+        def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+            name = function_name(f)
+            memoized = Memoized(
+                f,
+                make_name(name) if make_name else name,
+                hash_method,
+                args_to_ignore,
+                source_check,
             )
-            cache = resolve()
-            return Call(cache, memoized.key(cache, args, kwargs), options)
 
-        def finish(call: Call, result: Any) -> tuple[Any, Any]:
-            if result is None and not cache_none:
-                return result, flight.NOTHING
-            if response_filter is not None and not response_filter(result):
-                return result, flight.NOTHING
-            return result, result
+            def prepare(args: Args, kwargs: Kwargs) -> Call | None:
+                if bypass(unless, f, *args, **kwargs):
+                    return None
+                cache = self.cache
+                key = memoized.key(cache, args, kwargs)
+                return Call(
+                    cache, key, options, forced=bool(forced_update and forced_update())
+                )
 
-        wrapper = wrap(f, prepare, finish)
-        wrapper.__memoized__ = memoized  # type: ignore[attr-defined]
-        wrapper.uncached = f  # type: ignore[attr-defined]
-        wrapper.cache_timeout = timeout  # type: ignore[attr-defined]
-        return wrapper
+            def finish(call: Call, result: Any) -> tuple[Any, Any]:
+                return keep_result(result, cache_none, response_filter)
 
-    return decorator
+            wrapper = wrap(f, prepare, finish, timeout)
+            wrapper.__memoized__ = memoized  # type: ignore[attr-defined]
+            return wrapper
+
+        return decorator
+
+    def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        """Drop the entry of ``f(*args, **kwargs)``; without arguments, every entry of
+        ``f`` (``f`` may be a bound method: its ``self`` counts as the first argument)."""
+        memoized, bound_self = _memoized_of(f)
+        if not args and not kwargs and not bound_self:
+            return self.delete_memoized_verhash(f)
+        cache = self.cache
+        return cache.delete(memoized.key(cache, bound_self + args, kwargs))
+
+    def delete_memoized_verhash(self, f: Callable[..., Any]) -> bool:
+        """Drop every entry of ``f``, in every process, by deleting its version."""
+        memoized, _ = _memoized_of(f)
+        return self.cache.delete(VERSION_PREFIX + memoized.name)
 
 
 def _memoized_of(f: Any) -> tuple[Memoized, tuple[Any, ...]]:
@@ -152,17 +174,3 @@ def _memoized_of(f: Any) -> tuple[Memoized, tuple[Any, ...]]:
         raise TypeError(f"{f!r} is not decorated with cache.memoize()")
     bound_self = getattr(f, "__self__", None)
     return memoized, (() if bound_self is None else (bound_self,))
-
-
-def delete_memoized(cache: BoundCache, f: Any, *args: Any, **kwargs: Any) -> bool:
-    """Drop the entry of ``f(*args, **kwargs)``, or every entry of ``f`` without args."""
-    memoized, bound_self = _memoized_of(f)
-    if not args and not kwargs and not bound_self:
-        return delete_memoized_verhash(cache, f)
-    return cache.delete(memoized.key(cache, bound_self + args, kwargs))
-
-
-def delete_memoized_verhash(cache: BoundCache, f: Any) -> bool:
-    """Drop every entry of ``f`` by deleting its version (a new one is made on next use)."""
-    memoized, _ = _memoized_of(f)
-    return cache.delete(VERSION_PREFIX + memoized.name)

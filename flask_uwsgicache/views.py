@@ -10,6 +10,7 @@ is logged.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -18,10 +19,8 @@ from urllib.parse import urlencode
 from flask import current_app, has_request_context, make_response, request
 
 from . import flight, responses
-from .cache import BoundCache
-from .wrapping import Args, Call, Kwargs, bypass, wrap
+from .wrapping import Args, CacheOwner, Call, Kwargs, bypass, keep_result, wrap
 
-Resolve = Callable[[], BoundCache]
 _CACHEABLE_METHODS = ("GET", "HEAD")
 
 
@@ -43,61 +42,83 @@ def serves_request(f: Callable[..., Any]) -> bool:
     return False
 
 
-def cached(
-    resolve: Resolve,
-    timeout: float | None = None,
-    key_prefix: str | Callable[[], str] = "view/%s",
-    unless: Callable[..., Any] | None = None,
-    forced_update: Callable[[], Any] | None = None,
-    response_filter: Callable[[Any], Any] | None = None,
-    query_string: bool = True,
-    hash_method: Callable[..., Any] = hashlib.md5,
-    cache_none: bool = False,
-    make_cache_key: Callable[..., str] | None = None,
-    source_check: bool = False,
-    response_hit_indication: bool = False,
-    single_flight: bool = True,
-    single_flight_wait: float = 10.0,
-    stale_while_revalidate: float = 0,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """See :meth:`flask_uwsgicache.UWSGICache.cached`."""
+class ViewsMixin(CacheOwner):
+    """``cached`` for :class:`~flask_uwsgicache.UWSGICache`."""
 
-    def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
-        source = hash_method(f.__code__.co_code).hexdigest()[:16] if source_check else ""
+    def cached(
+        self,
+        timeout: float | None = None,
+        key_prefix: str | Callable[[], str] = "view/%s",
+        unless: Callable[..., Any] | None = None,
+        forced_update: Callable[[], Any] | None = None,
+        response_filter: Callable[[Any], Any] | None = None,
+        query_string: bool = True,
+        hash_method: Callable[..., Any] = hashlib.md5,
+        cache_none: bool = False,
+        make_cache_key: Callable[..., str] | None = None,
+        source_check: bool = False,
+        response_hit_indication: bool = False,
+        single_flight: bool = True,
+        single_flight_wait: float = 10.0,
+        stale_while_revalidate: float = 0,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Cache a view's whole response, or a function's value.
 
-        def make_key(*args: Any, **kwargs: Any) -> str:
-            if make_cache_key is not None:
-                key = make_cache_key(*args, **kwargs)
-            elif callable(key_prefix):
-                key = key_prefix()
-            elif "%s" in key_prefix:
-                key = key_prefix % request.path
-                query = normalized_query() if query_string else ""
-                key += f"?{query}" if query else ""
-            else:
-                key = key_prefix
-            return f"{key}:{source}" if source else key
+        For a view (GET and HEAD only) the default key is ``key_prefix % request.path``
+        plus the query string with its parameters sorted (``query_string=False`` leaves
+        it out). A ``key_prefix`` without ``%s`` is the key itself; a callable
+        ``key_prefix`` returns the key; ``make_cache_key(*args, **kwargs)`` overrides
+        both. Only responses ``response_filter`` accepts (by default: status 200) that
+        set no cookie, do not vary on the cookie, are not private and not streamed are
+        stored, in a compact non-pickle format. ``unless()`` skips the cache,
+        ``forced_update()`` recomputes and stores. ``source_check`` puts a hash of the
+        function's code (by ``hash_method``) in the key. ``response_hit_indication``
+        adds a ``hit_cache`` header. On a miss, one process computes (``single_flight``)
+        while the others wait up to ``single_flight_wait`` seconds;
+        ``stale_while_revalidate`` seconds serve an expired copy while one process
+        refreshes it. Cache faults are logged and the view's own response is served.
+        """
+        options = flight.Options(
+            timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
+        )
+        view_options = dataclasses.replace(options, decode=responses.load)
 
-        def prepare(args: Args, kwargs: Kwargs) -> Call | None:
-            view = serves_request(f)
-            if view and request.method not in _CACHEABLE_METHODS:
-                return None
-            if bypass(unless, f, *args, **kwargs):
-                return None
-            options = flight.Options(
-                timeout=timeout,
-                single_flight=single_flight,
-                wait=single_flight_wait,
-                stale_while_revalidate=stale_while_revalidate,
-                forced=bool(forced_update and forced_update()),
-                decode=responses.load if view else flight.keep,
-                quiet=True,
+        def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+            source = (
+                hash_method(f.__code__.co_code).hexdigest()[:16] if source_check else ""
             )
-            key = make_key(*args, **kwargs)
-            return Call(resolve(), key, options, view, response_hit_indication)
 
-        def finish(call: Call, result: Any) -> tuple[Any, Any]:
-            if call.view:
+            def make_key(*args: Any, **kwargs: Any) -> str:
+                if make_cache_key is not None:
+                    key = make_cache_key(*args, **kwargs)
+                elif callable(key_prefix):
+                    key = key_prefix()
+                elif "%s" in key_prefix:
+                    key = key_prefix % request.path
+                    query = normalized_query() if query_string else ""
+                    key += f"?{query}" if query else ""
+                else:
+                    key = key_prefix
+                return f"{key}:{source}" if source else key
+
+            def prepare(args: Args, kwargs: Kwargs) -> Call | None:
+                view = serves_request(f)
+                if view and request.method not in _CACHEABLE_METHODS:
+                    return None
+                if bypass(unless, f, *args, **kwargs):
+                    return None
+                return Call(
+                    self.cache,
+                    make_key(*args, **kwargs),
+                    view_options if view else options,
+                    forced=bool(forced_update and forced_update()),
+                    view=view,
+                    hit_indication=response_hit_indication,
+                )
+
+            def finish(call: Call, result: Any) -> tuple[Any, Any]:
+                if not call.view:
+                    return keep_result(result, cache_none, response_filter)
                 response = make_response(result)
                 if response_filter is not None:
                     keep = response_filter(response)
@@ -106,16 +127,9 @@ def cached(
                 if keep and responses.is_cacheable(response):
                     return response, responses.dump(response)
                 return response, flight.NOTHING
-            if result is None and not cache_none:
-                return result, flight.NOTHING
-            if response_filter is not None and not response_filter(result):
-                return result, flight.NOTHING
-            return result, result
 
-        wrapper = wrap(f, prepare, finish)
-        wrapper.uncached = f  # type: ignore[attr-defined]
-        wrapper.cache_timeout = timeout  # type: ignore[attr-defined]
-        wrapper.make_cache_key = make_key  # type: ignore[attr-defined]
-        return wrapper
+            wrapper = wrap(f, prepare, finish, timeout)
+            wrapper.make_cache_key = make_key  # type: ignore[attr-defined]
+            return wrapper
 
-    return decorator
+        return decorator

@@ -32,8 +32,29 @@ class Call:
     cache: BoundCache
     key: str
     options: flight.Options
+    forced: bool = False
     view: bool = False
     hit_indication: bool = False
+
+
+class CacheOwner:
+    """What the decorator mixins need from the extension: the current app's cache."""
+
+    @property
+    def cache(self) -> BoundCache:
+        raise NotImplementedError
+
+
+def keep_result(
+    result: Any, cache_none: bool, response_filter: Callable[[Any], Any] | None
+) -> tuple[Any, Any]:
+    """``(result, what to store)`` for a plain function: ``None`` only with ``cache_none``,
+    and only what ``response_filter`` (if given) accepts."""
+    if result is None and not cache_none:
+        return result, flight.NOTHING
+    if response_filter is not None and not response_filter(result):
+        return result, flight.NOTHING
+    return result, result
 
 
 def function_name(f: Callable[..., Any]) -> str:
@@ -94,8 +115,10 @@ def wrap(
     f: Callable[..., Any],
     prepare: Callable[[Args, Kwargs], Call | None],
     finish: Callable[[Call, Any], tuple[Any, Any]],
+    timeout: float | None,
 ) -> Callable[..., Any]:
-    """The cached version of ``f`` (a coroutine function stays one)."""
+    """The cached version of ``f`` (a coroutine function stays one), with Flask-Caching's
+    ``uncached`` and ``cache_timeout`` attributes."""
     name = function_name(f)
     prepare = guarded(prepare)
 
@@ -110,9 +133,11 @@ def wrap(
             async def compute() -> tuple[Any, Any]:
                 return finish(call, await f(*args, **kwargs))
 
-            steps = flight.plan(call.cache, call.key, call.options)
+            steps = flight.plan(call.cache, call.key, call.options, call.forced)
             return _deliver(name, call, await flight.run_async(steps, compute))
 
+        async_wrapper.uncached = f  # type: ignore[attr-defined]
+        async_wrapper.cache_timeout = timeout  # type: ignore[attr-defined]
         return async_wrapper
 
     @functools.wraps(f)
@@ -120,7 +145,7 @@ def wrap(
         call = prepare(args, kwargs)
         if call is None:
             return f(*args, **kwargs)
-        steps = flight.plan(call.cache, call.key, call.options)
+        steps = flight.plan(call.cache, call.key, call.options, call.forced)
         return _deliver(
             name, call, flight.run(steps, lambda: finish(call, f(*args, **kwargs)))
         )

@@ -171,3 +171,8 @@ def test_concurrent_misses_across_workers_run_the_view_once(counter_server: str)
         thread.join(timeout=60)
     assert [answer["body"] for answer in answers] == ["slow"] * 8
     assert fetch(f"{counter_server}/get/slow-runs")["value"] == 1
+    # Per-view statistics add up the counts of every worker that served /slow.
+    assert len({answer["pid"] for answer in answers}) == 1  # every body is the one stored
+    views = fetch(f"{counter_server}/stats")
+    (slow,) = [counts for name, counts in views.items() if name.endswith(".slow")]
+    assert slow == {"hits": 7, "misses": 1, "refused": 0}

@@ -60,3 +60,8 @@ def slow() -> ResponseReturnValue:
     cache.inc("slow-runs", timeout=0)
     time.sleep(0.5)
     return jsonify(pid=os.getpid(), body="slow")
+
+
+@application.route("/stats")
+def stats() -> ResponseReturnValue:
+    return jsonify(cache.stats()["views"])
