@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_readme_is_valid_restructuredtext() -> None:
     text = (ROOT / "README.rst").read_text()
     docutils.core.publish_string(
-        text, writer_name="null", settings_overrides={"report_level": 2, "halt_level": 2}
+        text, writer="null", settings_overrides={"report_level": 2, "halt_level": 2}
     )
 
 
