@@ -38,7 +38,8 @@ Step = Any
 Plan = Generator[Step, Any, "Outcome"]
 
 
-@dataclasses.dataclass(frozen=True)
+# slots, not frozen: built on every call, and a frozen __init__ costs ~1 µs.
+@dataclasses.dataclass(slots=True)
 class Outcome:
     """What a lookup did: its value, whether it came from the cache, whether it stored."""
 
@@ -99,7 +100,8 @@ class Quiet:
         return bool(self._call("delete", False, key))
 
 
-def _read(cache: BoundCache | Quiet, key: str, decode: Callable[[Any], Any]) -> Any:
+def read(cache: BoundCache | Quiet, key: str, decode: Callable[[Any], Any]) -> Any:
+    """The decoded value under ``key``, or ``MISSING`` (undecodable counts as a miss)."""
     stored = cache.get(key, MISSING)
     if stored is MISSING:
         return MISSING
@@ -142,14 +144,15 @@ def plan(
 ) -> Plan:
     """Look ``key`` up; on a miss compute it (once across processes) and store it.
 
-    ``forced`` skips the lookup: compute and store whatever is there.
+    ``forced`` skips the first lookup (the caller forces a refresh, or has just
+    looked and missed): compute and store whatever is there.
     """
     if options.quiet and not isinstance(cache, Quiet):
         cache = Quiet(cache)
     lease = LEASE_PREFIX + key
     token = f"{os.getpid()}:{time.monotonic_ns()}"
     if not forced:
-        found = _read(cache, key, options.decode)
+        found = read(cache, key, options.decode)
         if found is not MISSING:
             if not options.stale_while_revalidate or cache.has(FRESH_PREFIX + key):
                 return Outcome(found, hit=True)
@@ -170,7 +173,7 @@ def plan(
             return (yield from _compute_and_store(cache, key, options, lease, token))
         yield interval
         interval = min(interval * 2, _MAX_POLL)
-        found = _read(cache, key, options.decode)
+        found = read(cache, key, options.decode)
         if found is not MISSING:
             return Outcome(found, hit=True)
 
