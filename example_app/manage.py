@@ -1,25 +1,58 @@
 """The example app: ``wsgi-file = example_app/manage.py``, ``callable = flaskapp``.
 
-Every worker process answers from the same uWSGI cache: reload ``/`` and watch the pid
-change while the counter keeps counting.
+Every page shows which worker process answered; reload and watch the pid change while
+the data stays the same: the workers share one uWSGI cache. Outside uWSGI
+(``flask --app example_app/manage.py run``) the same code uses the memory backend.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
-from flask import Flask, jsonify
+from flask import Flask, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from flask_uwsgicache import UWSGICache
 
 cache = UWSGICache()
 
+INDEX = """<!doctype html>
+<title>flask-uwsgicache example</title>
+<h1>flask-uwsgicache example</h1>
+<p>Answered by worker pid {pid}. Reload: the pid changes, the cache is shared.</p>
+<ul>
+  <li><a href="/counter">/counter</a>: a visit counter shared by all workers (exact)</li>
+  <li><a href="/slow">/slow</a>: a 1 s view, cached for 30 s
+      with <code>@cache.cached</code></li>
+  <li><a href="/primes/50000">/primes/50000</a>: a memoized computation</li>
+  <li><a href="/api/keys/greeting">/api/keys/greeting</a>: GET, PUT <code>{{"value": …,
+      "timeout": …}}</code> or DELETE one key</li>
+  <li><a href="/stats">/stats</a>: the cache's limits, entries and per-view hits</li>
+</ul>
+"""
+
+
+@cache.memoize(timeout=300)
+def count_primes(limit: int) -> int:
+    """A deliberately slow computation: the number of primes below ``limit``."""
+    sieve = bytearray([1]) * max(limit, 2)
+    sieve[0:2] = b"\x00\x00"
+    for number in range(2, int(limit**0.5) + 1):
+        if sieve[number]:
+            sieve[number * number :: number] = bytes(
+                len(range(number * number, limit, number))
+            )
+    return sum(sieve)
+
 
 def create_app() -> Flask:
+    """The app factory. Config: ``SECRET_KEY`` signs entries; ``FLASK_*`` overrides."""
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=os.environ.get("SECRET_KEY", "change me: entries are signed with it"),
+        SECRET_KEY=os.environ.get(
+            "SECRET_KEY", "change me: cache entries are signed with it"
+        ),
         UWSGICACHE_DEFAULT_TIMEOUT=300,
     )
     app.config.from_prefixed_env()
@@ -27,8 +60,42 @@ def create_app() -> Flask:
 
     @app.route("/")
     def index() -> ResponseReturnValue:
-        visits = cache.inc("visits", timeout=0)
-        return jsonify(visits=visits, worker_pid=os.getpid(), cache=cache.stats())
+        return INDEX.format(pid=os.getpid())
+
+    @app.route("/counter")
+    def counter() -> ResponseReturnValue:
+        return jsonify(visits=cache.inc("visits", timeout=0), pid=os.getpid())
+
+    @app.route("/slow")
+    @cache.cached(timeout=30)
+    def slow() -> ResponseReturnValue:
+        runs = cache.inc("slow_view_runs", timeout=0)
+        time.sleep(1)
+        return jsonify(computed_at=time.time(), computed_by=os.getpid(), body_runs=runs)
+
+    @app.route("/primes/<int:limit>")
+    def primes(limit: int) -> ResponseReturnValue:
+        if not 2 <= limit <= 5_000_000:
+            abort(400, "limit must be 2 to 5000000")
+        started = time.perf_counter()
+        found = count_primes(limit)
+        return jsonify(limit=limit, primes=found, seconds=time.perf_counter() - started)
+
+    @app.route("/api/keys/<key>", methods=["GET", "PUT", "DELETE"])
+    def api_key(key: str) -> ResponseReturnValue:
+        if request.method == "PUT":
+            body = request.get_json(force=True, silent=True)
+            if not isinstance(body, dict) or "value" not in body:
+                abort(400, 'send JSON like {"value": 1, "timeout": 60}')
+            stored = cache.set(key, body["value"], timeout=body.get("timeout"))
+            return jsonify(key=key, stored=stored, pid=os.getpid()), 200 if stored else 507
+        if request.method == "DELETE":
+            return jsonify(key=key, deleted=cache.delete(key), pid=os.getpid())
+        return jsonify(key=key, value=cache.get(key), found=cache.has(key), pid=os.getpid())
+
+    @app.route("/stats")
+    def stats() -> ResponseReturnValue:
+        return jsonify(pid=os.getpid(), stats=cache.stats())
 
     return app
 

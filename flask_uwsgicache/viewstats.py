@@ -1,17 +1,19 @@
 """Hits, misses and refused writes per cached view or memoized function, for all workers.
 
-Each process counts in memory and writes, after every event, that view's counts to its
-own slot in the shared cache: one key per (worker, view) holding three ``int64`` and the
-view's name, as raw bytes (no pickle). ``stats()`` adds the slots up. The slot is named
-after the uWSGI worker id (the pid elsewhere), and a respawned worker continues its
-slot's counts, so totals survive ``max-requests`` recycling. Only its own process writes
-a slot, so no lock is needed.
+Each process counts in memory and writes, after every event, all its counts to its own
+slot in the shared cache: one key per worker, as raw bytes (no pickle), one record per
+view: three ``int64``, the name's length and the name. Only the record that changed is
+re-encoded. ``stats()`` adds the slots up. The slot is named after the uWSGI worker id
+(the pid elsewhere), and a respawned worker continues its slot's counts, so totals
+survive ``max-requests`` recycling. Only its own process writes a slot: no lock needed.
+A slot takes one item of the cache per worker.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .envelope import EntryRejected
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 SLOT_PREFIX = "\x00viewstats:"
 FIELDS = ("hits", "misses", "refused")
 HIT, MISS, REFUSED = range(3)
-_COUNTS = struct.Struct("<3q")
+_RECORD = struct.Struct("<3qH")
 
 
 def _worker_name() -> str:
@@ -37,55 +39,60 @@ def _worker_name() -> str:
     return f"pid{os.getpid()}"
 
 
+def _records(slot: object) -> Iterator[tuple[str, list[int]]]:
+    """``(name, counts)`` of each record in a slot; nothing if it is not a slot."""
+    if not isinstance(slot, bytes):
+        return
+    offset = 0
+    while offset + _RECORD.size <= len(slot):
+        hits, misses, refused, length = _RECORD.unpack_from(slot, offset)
+        offset += _RECORD.size
+        name = slot[offset : offset + length].decode(errors="replace")
+        offset += length
+        yield name, [hits, misses, refused]
+
+
 class ViewStats:
     """The counts of one app's cache in this process."""
 
     def __init__(self) -> None:
         self._pid = -1
-        self._worker = ""
+        self._slot = ""
         self._counts: dict[str, list[int]] = {}
+        self._encoded: dict[str, bytes] = {}
 
     def record(self, cache: BoundCache, name: str, field: int) -> None:
         """Count one event (``HIT``, ``MISS`` or ``REFUSED``) for ``name``."""
         if self._pid != os.getpid():  # first event in this process, or after a fork
-            self._pid, self._worker, self._counts = os.getpid(), _worker_name(), {}
-        slot = f"{SLOT_PREFIX}{self._worker}:{name}"
-        counts = self._counts.get(name)
-        if counts is None:
+            self._pid, self._slot = os.getpid(), SLOT_PREFIX + _worker_name()
             # Continue what an earlier process with this worker id counted.
-            try:
-                counts = list(_decode(cache.get(slot))[0])
-            except (ValueError, struct.error):
-                counts = [0, 0, 0]
-            self._counts[name] = counts
+            self._counts = dict(_records(cache.get(self._slot)))
+            self._encoded = {key: self._encode(key) for key in self._counts}
+        counts = self._counts.setdefault(name, [0, 0, 0])
         counts[field] += 1
-        cache.set(slot, _COUNTS.pack(*counts) + name.encode(), timeout=0)
+        self._encoded[name] = self._encode(name)
+        cache.set(self._slot, b"".join(self._encoded.values()), timeout=0)
+
+    def _encode(self, name: str) -> bytes:
+        encoded = name.encode()[:65535]
+        return _RECORD.pack(*self._counts[name], len(encoded)) + encoded
 
     def totals(self, cache: BoundCache) -> dict[str, dict[str, int]]:
         """``{name: {"hits": n, "misses": n, "refused": n}}`` summed over every slot."""
-        prefix = cache.key_prefix.encode()
-        slots = prefix + SLOT_PREFIX.encode()
+        prefix = (cache.key_prefix + SLOT_PREFIX).encode()
         totals: dict[str, list[int]] = {}
         for storage_key in cache.backend.keys():
-            if not storage_key.startswith(slots):
+            if not storage_key.startswith(prefix):
                 continue
-            # Hashed (long) keys cannot be turned back into str keys: read them raw.
             entry = cache.backend.get(storage_key)
             try:
-                counts, name = _decode(cache.envelope.decode(storage_key, entry or b""))
-            except (EntryRejected, ValueError, struct.error):
+                slot = cache.envelope.decode(storage_key, entry) if entry else None
+            except EntryRejected:
                 continue
-            total = totals.setdefault(name, [0, 0, 0])
-            for index, count in enumerate(counts):
-                total[index] += count
+            for name, counts in _records(slot):
+                total = totals.setdefault(name, [0, 0, 0])
+                for index, count in enumerate(counts):
+                    total[index] += count
         return {
             name: dict(zip(FIELDS, counts, strict=True)) for name, counts in totals.items()
         }
-
-
-def _decode(stored: object) -> tuple[tuple[int, int, int], str]:
-    """``(counts, name)`` of a slot; ``ValueError`` or ``struct.error`` if it is not one."""
-    if not isinstance(stored, bytes):
-        raise ValueError("not a statistics slot")
-    counts: tuple[int, int, int] = _COUNTS.unpack_from(stored)
-    return counts, stored[_COUNTS.size :].decode(errors="replace")

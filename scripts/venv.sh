@@ -4,3 +4,4 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
 fi
+venv=$(cd "$venv" && pwd)

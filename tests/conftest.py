@@ -7,11 +7,16 @@ started by ``tests/test_uwsgi.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -142,3 +147,68 @@ def uwsgi_binary() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+@dataclasses.dataclass
+class Server:
+    """A running uWSGI instance on loopback."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
+        """Stop it with ``sig`` (SIGINT: uWSGI reloads on SIGTERM); its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+        return self.process.returncode
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def start_uwsgi(uwsgi_binary: str) -> Iterator[Callable[..., Server]]:
+    """Start uWSGI with ``args`` (and ``env``), wait until ``path`` answers; stopped
+    by pid after the test. The address is a free loopback port, passed as
+    ``UWSGICACHE_HTTP`` (for deploy/uwsgi.ini) and as ``{port}`` in ``args``."""
+    servers: list[Server] = []
+
+    def start(
+        args: list[str], env: dict[str, str] | None = None, path: str = "/"
+    ) -> Server:
+        port = free_port()
+        address = f"127.0.0.1:{port}"
+        process = subprocess.Popen(
+            [uwsgi_binary, "--home", sys.prefix, *(arg.format(port=port) for arg in args)],
+            cwd=ROOT,
+            env={**os.environ, "UWSGICACHE_HTTP": address, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        server = Server(f"http://{address}", process)
+        servers.append(server)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(server.url + path, timeout=2).read()
+                return server
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    server.stop()
+                    output = process.stdout.read().decode() if process.stdout else ""
+                    pytest.fail("uWSGI did not start:\n" + output[-4000:])
+                time.sleep(0.1)
+
+    yield start
+    for server in servers:
+        server.stop()

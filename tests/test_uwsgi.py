@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,54 +61,22 @@ def test_init_app_fails_inside_uwsgi_without_any_cache2(uwsgi_binary: str) -> No
     run_in_uwsgi(uwsgi_binary, [], "tests/in_uwsgi.py -k without_any_cache2", "default")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(params=["article", "plain"])
-def counter_server(uwsgi_binary: str, request: pytest.FixtureRequest) -> Iterator[str]:
+def counter_server(start_uwsgi: Callable[..., Any], request: pytest.FixtureRequest) -> str:
     """uWSGI with a master and 4 workers serving tests/apps/counter.py on loopback."""
-    port = free_port()
     line = LINES[str(request.param)]
-    process = subprocess.Popen(
+    server = start_uwsgi(
         [
-            uwsgi_binary,
-            "--home", sys.prefix,
             "--master", "--processes", "4", "--die-on-term",
-            "--http-socket", f"127.0.0.1:{port}",
+            "--http-socket", "127.0.0.1:{port}",
             "--cache2", line,
             "--env", f"UWSGICACHE_NAME={line.split(',')[0].removeprefix('name=')}",
             "--wsgi-file", "tests/apps/counter.py",
             "--disable-logging",
         ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        path="/value",
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/value", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail("uWSGI did not start:\n" + output[-4000:])
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+    return str(server.url)
 
 
 def fetch(url: str) -> dict[str, Any]:
