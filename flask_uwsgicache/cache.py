@@ -58,6 +58,7 @@ class BoundCache:
                 f"shorter prefix or raise keysize in the cache2 line."
             )
         self._backend_get = backend.get
+        self._read, self._read_name = backend.reader()
         self._decode = envelope.decode
         self._last_sweep = -math.inf
         self.view_stats = ViewStats()
@@ -172,7 +173,7 @@ class BoundCache:
             storage_key = self._lookup_key(key)
             if storage_key is None:
                 return default
-        entry = self._backend_get(storage_key)
+        entry = self._read(storage_key, self._read_name)
         if entry is None:
             return default
         try:

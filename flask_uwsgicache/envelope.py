@@ -20,7 +20,6 @@ bytes this module did not write are rejected rather than misread.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import struct
@@ -72,10 +71,22 @@ Payload = bytes | memoryview
 
 # Loaders are C callables where possible: no Python frame on the read path. Entries
 # holding an int are always short, so their payload is bytes, which int() parses.
-_load_str = functools.partial(str, encoding="utf-8", errors="surrogatepass")
+
+
+def _load_str(payload: Payload) -> str:
+    # Strict UTF-8 takes CPython's fast path; only a str that held lone surrogates was
+    # stored with surrogatepass, and decoding it strictly fails.
+    try:
+        return str(payload, "utf-8")
+    except UnicodeDecodeError:
+        return str(payload, "utf-8", "surrogatepass")
+
+
 # Signed entries already verified in this process, by storage key: a hit whose bytes
-# equal a verified entry skips the MAC (it would pass again). Small entries only.
-_VERIFIED_KEYS: Final = 1024
+# equal a verified entry skips the MAC (it would pass again; comparing is a memcmp).
+# Bounded: entries up to 64 KiB, at most 4 MiB in all per process.
+_VERIFIED_ENTRY: Final = 65536
+_VERIFIED_TOTAL: Final = 4 << 20
 
 
 class Envelope:
@@ -91,6 +102,7 @@ class Envelope:
         self.secret = secret
         self.clock = clock
         self._verified: dict[bytes, bytes] = {}
+        self._verified_bytes = 0
         self._mac_base = (
             None if secret is None else hashlib.blake2b(key=secret, digest_size=MAC_SIZE)
         )
@@ -180,25 +192,18 @@ class Envelope:
         payload: Payload
         if flags & SIGNED or self._mac_base is not None:
             if self._verified.get(key) == entry:
-                tag, payload = flags & TAG_MASK, entry[HEADER_SIZE:-MAC_SIZE]
+                tag, payload = flags & TAG_MASK, self._payload(entry, -MAC_SIZE)
             else:
                 # Verified before the expiry is trusted: a forged expiry is logged too.
                 tag, _expires_at, payload = self.open(key, entry)
-                if self._mac_base is not None and len(entry) < _VIEW_FROM:
-                    if len(self._verified) >= _VERIFIED_KEYS:
-                        self._verified.clear()
-                    self._verified[key] = entry
+                if self._mac_base is not None and len(entry) <= _VERIFIED_ENTRY:
+                    self._remember(key, entry)
             if expires_at and expires_at <= self.clock():
                 return MISSING
         elif expires_at and expires_at <= self.clock():
             return MISSING
         else:
-            tag = flags
-            payload = (
-                entry[HEADER_SIZE:]
-                if len(entry) < _VIEW_FROM
-                else memoryview(entry)[HEADER_SIZE:]
-            )
+            tag, payload = flags, self._payload(entry, None)
         loader = self.loaders.get(tag)
         if loader is None:
             raise EntryRejected(f"payload tag {tag} is not allowed by this serializer")
@@ -208,6 +213,21 @@ class Envelope:
             raise EntryRejected(
                 f"payload does not load ({exc.__class__.__name__})"
             ) from None
+
+    @staticmethod
+    def _payload(entry: bytes, end: int | None) -> Payload:
+        if len(entry) < _VIEW_FROM:
+            return entry[HEADER_SIZE:end]
+        return memoryview(entry)[HEADER_SIZE:end]
+
+    def _remember(self, key: bytes, entry: bytes) -> None:
+        """Note ``entry`` as verified under ``key`` (within the memo's bounds)."""
+        if self._verified_bytes + len(entry) > _VERIFIED_TOTAL:
+            self._verified.clear()
+            self._verified_bytes = 0
+        old = self._verified.get(key)
+        self._verified_bytes += len(entry) - (len(old) if old is not None else 0)
+        self._verified[key] = entry
 
     def reseal(self, key: bytes, entry: bytes, expires_at: float) -> bytes:
         """``entry`` with a new expiry, re-signed. Raises like :meth:`open`."""

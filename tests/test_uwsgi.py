@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -46,7 +47,10 @@ def run_in_uwsgi(uwsgi_binary: str, args: list[str], pytest_args: str, cache: st
         text=True,
         timeout=300,
     )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    output = result.stdout[-6000:] + result.stderr[-3000:]
+    assert result.returncode == 0, output
+    # Belt and braces: uWSGI exits 0 after an uncaught exception in a --pyrun script.
+    assert re.search(r"\d+ passed", result.stdout), output
 
 
 @pytest.mark.parametrize("mode", LINES)

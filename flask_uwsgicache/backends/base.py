@@ -13,6 +13,7 @@ unless ``UWSGICACHE_RAISE_ERRORS`` is set. Nothing here returns ``None`` for fai
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
@@ -33,6 +34,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def get(self, key: bytes) -> bytes | None:
         """The entry under ``key``, or ``None`` if there is none."""
+
+    def reader(self) -> tuple[Callable[[bytes, str], bytes | None], str]:
+        """``(read, name)`` with ``read(key, name)`` equal to :meth:`get`: the hot path's
+        form, so the uwsgi backend can hand out ``uwsgi.cache_get`` itself (no Python
+        frame in between)."""
+        return (lambda key, _name: self.get(key)), ""
 
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         """The entries under ``keys``, in order, ``None`` for each missing one."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 import uwsgi
@@ -101,6 +101,9 @@ class UWSGIBackend(Backend):
 
     def get(self, key: bytes) -> bytes | None:
         return uwsgi.cache_get(key, self.cache_name)
+
+    def reader(self) -> tuple[Callable[[bytes, str], bytes | None], str]:
+        return uwsgi.cache_get, self.cache_name
 
     def set(self, key: bytes, entry: bytes, ttl: int) -> None:
         self.check_size(key, entry)

@@ -1,0 +1,130 @@
+"""Per-operation timings inside a uWSGI worker; run by benchmarks/run.py.
+
+``uwsgi --cache2 name=bench,... --pyrun benchmarks/ops.py`` with BENCH_OUT (a JSON file
+to write), BENCH_REPS and BENCH_NUMBER in the environment. Each repetition times every
+operation once, in the same order, so ratios can be taken within a repetition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import uwsgi
+from cachelib import UWSGICache as CachelibUWSGICache
+from flask import Flask
+from flask_caching import Cache
+
+from flask_uwsgicache import UWSGICache
+
+CACHE = "bench"
+FLASK_CACHING_UWSGI = "flask_caching.contrib.uwsgicache.UWSGICache"
+SMALL = {"id": 42, "name": "a user name", "roles": ["admin", "editor"], "score": 3.5}
+TEXT = "x" * 10_000
+ROUNDS = 5
+Operation = tuple[Callable[[], object], Callable[[], AbstractContextManager[Any]]]
+
+
+def ours(sign: bool) -> dict[str, Operation]:
+    app = Flask(f"ours_{sign}")
+    app.config.update(
+        SECRET_KEY="bench secret",
+        UWSGICACHE_SIGN=sign,
+        UWSGICACHE_NAME=CACHE,
+        UWSGICACHE_KEY_PREFIX=f"{sign}:",  # the two apps must not read each other's keys
+    )
+    ext = UWSGICache(app)
+    bound = app.extensions["uwsgicache"]
+    bound.set("small", SMALL)
+    bound.set("text", TEXT)
+    label = "signed" if sign else "unsigned"
+    none = nullcontext
+    return {
+        f"ours get small {label}": (lambda: bound.get("small"), none),
+        f"ours ext.get small {label}": (lambda: ext.get("small"), app.app_context),
+        f"ours get miss {label}": (lambda: bound.get("missing"), none),
+        f"ours set small {label}": (lambda: bound.set("small", SMALL), none),
+        f"ours get 10KB str {label}": (lambda: bound.get("text"), none),
+        f"ours set 10KB str {label}": (lambda: bound.set("text", TEXT), none),
+    }
+
+
+def peers() -> dict[str, Operation]:
+    fc_app = Flask("flask_caching")
+    fc = Cache(
+        fc_app, config={"CACHE_TYPE": FLASK_CACHING_UWSGI, "CACHE_UWSGI_NAME": CACHE}
+    )
+    with fc_app.app_context():
+        fc.set("fc:small", SMALL)
+    cachelib = CachelibUWSGICache(cache=CACHE)
+    cachelib.set("cl:small", SMALL)
+    return {
+        "flask-caching ext.get small": (lambda: fc.get("fc:small"), fc_app.app_context),
+        "cachelib get small": (lambda: cachelib.get("cl:small"), nullcontext),
+    }
+
+
+def raw() -> dict[str, Operation]:
+    small = pickle.dumps(SMALL, pickle.HIGHEST_PROTOCOL)
+    uwsgi.cache_update("raw:small", small, 0, CACHE)
+    uwsgi.cache_update("raw:bytes", small[:100], 0, CACHE)
+    uwsgi.cache_update("raw:text", TEXT, 0, CACHE)
+    return {
+        "raw get bytes": (lambda: uwsgi.cache_get("raw:bytes", CACHE), nullcontext),
+        "raw update bytes": (
+            lambda: uwsgi.cache_update("raw:bytes", small[:100], 300, CACHE),
+            nullcontext,
+        ),
+        "raw get+pickle small": (
+            lambda: pickle.loads(uwsgi.cache_get("raw:small", CACHE)),
+            nullcontext,
+        ),
+        "raw get 10KB": (lambda: uwsgi.cache_get("raw:text", CACHE), nullcontext),
+    }
+
+
+def measure(operation: Callable[[], object], number: int) -> float:
+    """Nanoseconds per call, over ``number`` calls after one warm-up call."""
+    operation()
+    started = time.perf_counter_ns()
+    for _ in range(number):
+        operation()
+    return (time.perf_counter_ns() - started) / number
+
+
+def main() -> None:
+    """Time every operation; a failure exits non-zero (uWSGI would exit 0 otherwise).
+
+    Each repetition runs ``ROUNDS`` rounds over all operations, ``number / ROUNDS`` calls
+    each, and keeps each operation's fastest round: on a shared, noisy machine the
+    fastest round is the one least disturbed, and every operation gets the same chances.
+    """
+    reps = int(os.environ.get("BENCH_REPS", "5"))
+    number = max(int(os.environ.get("BENCH_NUMBER", "20000")) // ROUNDS, 1)
+    operations = {**raw(), **ours(False), **ours(True), **peers()}
+    results: dict[str, list[float]] = {name: [] for name in operations}
+    for _ in range(reps):
+        best = dict.fromkeys(operations, float("inf"))
+        for _ in range(ROUNDS):
+            for name, (operation, context) in operations.items():
+                with context():
+                    best[name] = min(best[name], measure(operation, number))
+        for name, value in best.items():
+            results[name].append(value)
+    with open(os.environ["BENCH_OUT"], "w") as out:
+        json.dump(results, out)
+
+
+try:
+    main()
+except BaseException:
+    import sys
+    import traceback
+
+    traceback.print_exc()
+    sys.exit(1)
