@@ -62,6 +62,8 @@ class BoundCache:
         self._decode = envelope.decode
         self._last_sweep = -math.inf
         self.view_stats = ViewStats()
+        #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
+        self.fast_prefixes: dict[tuple[str, bool], None] = {}
 
     @property
     def clock(self) -> Callable[[], float]:

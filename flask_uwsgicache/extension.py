@@ -14,6 +14,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from flask import Flask
 from flask.globals import _cv_app
 
+from . import fastpath
 from .backends import create_backend
 from .cache import BoundCache
 from .envelope import Envelope, derive_secret
@@ -111,6 +112,7 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
             app.config.setdefault(key, value)
         app.extensions[EXTENSION_KEY] = build_cache(app.config)
         app.jinja_env.add_extension(CacheExtension)
+        fastpath.install(app)
 
     @property
     def cache(self) -> BoundCache:

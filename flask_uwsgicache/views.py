@@ -19,7 +19,16 @@ from urllib.parse import urlencode
 from flask import current_app, has_request_context, make_response, request
 
 from . import flight, responses
-from .wrapping import Args, CacheOwner, Call, Kwargs, bypass, keep_result, wrap
+from .wrapping import (
+    Args,
+    CacheOwner,
+    Call,
+    Kwargs,
+    bypass,
+    function_name,
+    keep_result,
+    wrap,
+)
 
 _CACHEABLE_METHODS = ("GET", "HEAD")
 
@@ -83,10 +92,24 @@ class ViewsMixin(CacheOwner):
         )
         view_options = dataclasses.replace(options, decode=responses.load)
 
+        # Views whose answer depends on nothing but the path and query string may be
+        # served by the fast path (see flask_uwsgicache.fastpath).
+        fast = (
+            isinstance(key_prefix, str)
+            and "%s" in key_prefix
+            and unless is None
+            and forced_update is None
+            and make_cache_key is None
+            and not source_check
+            and not stale_while_revalidate
+            and not response_hit_indication
+        )
+
         def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
             source = (
                 hash_method(f.__code__.co_code).hexdigest()[:16] if source_check else ""
             )
+            name = function_name(f)
 
             def make_key(*args: Any, **kwargs: Any) -> str:
                 if make_cache_key is not None:
@@ -107,8 +130,11 @@ class ViewsMixin(CacheOwner):
                     return None
                 if bypass(unless, f, *args, **kwargs):
                     return None
+                cache = self.cache
+                if view and fast:
+                    cache.fast_prefixes[(str(key_prefix), query_string)] = None
                 return Call(
-                    self.cache,
+                    cache,
                     make_key(*args, **kwargs),
                     view_options if view else options,
                     forced=bool(forced_update and forced_update()),
@@ -125,7 +151,7 @@ class ViewsMixin(CacheOwner):
                 else:
                     keep = response.status_code == 200
                 if keep and responses.is_cacheable(response):
-                    return response, responses.dump(response)
+                    return response, responses.dump(response, name, fast)
                 return response, flight.NOTHING
 
             wrapper = wrap(f, prepare, finish, timeout)

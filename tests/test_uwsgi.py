@@ -27,7 +27,10 @@ LINES = {
     "plain": "name=plain,items=1000",
     "purge_lru": "name=lru,items=200,blocksize=8192,keysize=250,purge_lru=1",
 }
-SUITE = "tests/test_contract.py tests/test_views.py tests/test_memoize.py tests/in_uwsgi.py"
+SUITE = (
+    "tests/test_contract.py tests/test_views.py tests/test_memoize.py"
+    " tests/test_fastpath.py tests/in_uwsgi.py"
+)
 
 pytestmark = pytest.mark.launches_uwsgi
 
@@ -50,7 +53,7 @@ def run_in_uwsgi(uwsgi_binary: str, args: list[str], pytest_args: str, cache: st
     output = result.stdout[-6000:] + result.stderr[-3000:]
     assert result.returncode == 0, output
     # Belt and braces: uWSGI exits 0 after an uncaught exception in a --pyrun script.
-    assert re.search(r"\d+ passed", result.stdout), output
+    assert re.search(r"\d+ passed", result.stdout + result.stderr), output
 
 
 @pytest.mark.parametrize("mode", LINES)
