@@ -134,7 +134,12 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
 
     def get(self, key: str, default: Any = None) -> Any:
         """See :meth:`BoundCache.get` (written out: it is the hot path)."""
-        return self.cache.get(key, default)
+        context = _cv_app.get(None)
+        if context is not None:
+            cache = context.app.extensions.get(EXTENSION_KEY)
+            if cache is not None:
+                return cache.get(key, default)
+        return self.cache.get(key, default)  # raises the helpful RuntimeError
 
     # The rest of the API, with BoundCache's signatures and docstrings.
     has = _on_current_app(BoundCache.has)

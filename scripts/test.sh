@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/venv.sh
 # --no-cache-dir: never reuse a uWSGI wheel built before libpcre2-dev was installed
 # (such a build silently lacks internal routing).
-"$venv/bin/python" -m pip install -q --no-cache-dir -e '.[test]'
+"$venv/bin/python" -m pip install -q --no-cache-dir -e '.[test,bench]'
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
 "$venv/bin/mypy"
