@@ -155,6 +155,7 @@ class Server:
 
     url: str
     process: subprocess.Popen[bytes]
+    output: str = ""
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
         """Stop it with ``sig`` (SIGINT: uWSGI reloads on SIGTERM); its exit status."""
@@ -165,7 +166,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stdout:
+        if self.process.stdout and not self.process.stdout.closed:
+            self.output = self.process.stdout.read().decode(errors="replace")
             self.process.stdout.close()
         return self.process.returncode
 

@@ -29,7 +29,7 @@ LINES = {
 }
 SUITE = (
     "tests/test_contract.py tests/test_views.py tests/test_memoize.py"
-    " tests/test_fastpath.py tests/in_uwsgi.py"
+    " tests/test_fastpath.py tests/test_properties.py tests/in_uwsgi.py"
 )
 
 pytestmark = pytest.mark.launches_uwsgi
@@ -149,3 +149,20 @@ def test_concurrent_misses_across_workers_run_the_view_once(counter_server: str)
     views = fetch(f"{counter_server}/stats")
     (slow,) = [counts for name, counts in views.items() if name.endswith(".slow")]
     assert slow == {"hits": 7, "misses": 1, "refused": 0}
+
+
+@pytest.mark.parametrize(
+    "lock_engine", [[], ["--lock-engine", "ipcsem"]], ids=["default", "ipcsem"]
+)
+def test_the_default_lock_engine_is_warned_about(
+    start_uwsgi: Callable[..., Any], lock_engine: list[str]
+) -> None:
+    server = start_uwsgi(
+        ["--master", "--processes", "2", "--die-on-term",
+         "--http-socket", "127.0.0.1:{port}", "--cache2", ARTICLE,
+         "--wsgi-file", "tests/apps/counter.py", *lock_engine],
+        path="/value",
+    )  # fmt: skip
+    server.stop()
+    warned = "lock-engine = ipcsem" in server.output
+    assert warned == (not lock_engine), server.output[-3000:]

@@ -85,6 +85,17 @@ class UWSGIBackend(Backend):
             options = cache2.parse(f"name={cache_name},items=2")
         self.options = options
         self.max_key_size = options.keysize
+        if uwsgi.numproc > 1 and uwsgi.opt.get("lock-engine") != b"ipcsem":
+            # The default pthread rwlock is not robust (reference §2.6): measured in
+            # README "Deploying" with the trade-off.
+            logger.warning(
+                "Cache %r runs with uWSGI's default lock engine and %d processes: a "
+                "worker killed while holding the cache's write lock (harakiri, the OOM "
+                "killer) blocks every later cache call forever (unbit/uwsgi#1202). Set "
+                "lock-engine = ipcsem in the [uwsgi] section.",
+                cache_name,
+                uwsgi.numproc,
+            )
         if options.lazy_expire and uwsgi.numproc > 1:
             logger.warning(
                 "Cache %r uses lazy_expire with %d processes: uWSGI deletes expired items "
