@@ -198,3 +198,13 @@ def test_the_flask_cli_works_for_an_app_configured_for_uwsgi(
     )
     assert result.returncode == 0, result.stderr
     assert ("/hello" if command == ["routes"] else "shell ok") in result.stdout
+
+
+def test_json_refuses_what_it_cannot_encode(make_app: MakeApp) -> None:
+    app = make_app(UWSGICACHE_SERIALIZER="json")
+    ext = UWSGICache(app)
+    with app.app_context():
+        assert ext.set("nan", float("nan")) is False
+        assert ext.set("set", {1, 2}) is False
+        assert ext.set("ok", {"a": [1, 2.5, None]}) is True
+        assert ext.get("ok") == {"a": [1, 2.5, None]}
