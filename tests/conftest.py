@@ -15,10 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from flask import Flask
@@ -155,6 +157,7 @@ class Server:
 
     url: str
     process: subprocess.Popen[bytes]
+    log: IO[bytes]
     output: str = ""
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
@@ -166,9 +169,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stdout and not self.process.stdout.closed:
-            self.output = self.process.stdout.read().decode(errors="replace")
-            self.process.stdout.close()
+        if not self.log.closed:
+            self.log.seek(0)
+            self.output = self.log.read().decode(errors="replace")
+            self.log.close()
         return self.process.returncode
 
 
@@ -190,14 +194,17 @@ def start_uwsgi(uwsgi_binary: str) -> Iterator[Callable[..., Server]]:
     ) -> Server:
         port = free_port()
         address = f"127.0.0.1:{port}"
+        # Output goes to a file, not a pipe: a pipe nobody reads fills up under load
+        # and blocks uWSGI's workers on their next log line.
+        log = tempfile.TemporaryFile()
         process = subprocess.Popen(
             [uwsgi_binary, "--home", sys.prefix, *(arg.format(port=port) for arg in args)],
             cwd=ROOT,
             env={**os.environ, "UWSGICACHE_HTTP": address, **(env or {})},
-            stdout=subprocess.PIPE,
+            stdout=log,
             stderr=subprocess.STDOUT,
         )
-        server = Server(f"http://{address}", process)
+        server = Server(f"http://{address}", process, log)
         servers.append(server)
         deadline = time.monotonic() + 30
         while True:
@@ -207,8 +214,7 @@ def start_uwsgi(uwsgi_binary: str) -> Iterator[Callable[..., Server]]:
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
                     server.stop()
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail("uWSGI did not start:\n" + output[-4000:])
+                    pytest.fail("uWSGI did not start:\n" + server.output[-4000:])
                 time.sleep(0.1)
 
     yield start

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
@@ -74,6 +75,7 @@ class UWSGIBackend(Backend):
                 f"set UWSGICACHE_NAME to an existing cache."
             ) from None
         self.cache_name = cache_name
+        self._full_until = 0.0
         options = find_options(cache_name)
         if options is None:
             logger.warning(
@@ -116,8 +118,26 @@ class UWSGIBackend(Backend):
     def reader(self) -> tuple[Callable[[bytes, str], bytes | None], str]:
         return uwsgi.cache_get, self.cache_name
 
+    def _known_full(self, key: bytes) -> bool:
+        """True while the cache was full a moment ago and ``key`` is a new key.
+
+        uWSGI logs "DANGER cache ... is FULL" for every write it refuses (reference
+        §1.3), a line per request under load; for a second after a refusal, writes of
+        new keys are refused here without asking uWSGI. Updates of existing keys, and
+        any write after a delete freed a slot, still go to uWSGI.
+        """
+        return time.monotonic() < self._full_until and not uwsgi.cache_exists(
+            key, self.cache_name
+        )
+
+    def _full(self, key: bytes, entry: bytes) -> CacheFullError:
+        self._full_until = time.monotonic() + 1.0
+        return CacheFullError(full_message(self.options, key, entry))
+
     def set(self, key: bytes, entry: bytes, ttl: int) -> None:
         self.check_size(key, entry)
+        if self._known_full(key):
+            raise self._full(key, entry)
         # cache_set is "add" in uWSGI; upsert is cache_update, and it replaces the
         # stored expiry, so the TTL is passed every time (reference §0.2-3).
         expires = self._expires(ttl)
@@ -127,10 +147,14 @@ class UWSGIBackend(Backend):
             if not (self.options.bitmap and self.options.purge_lru):
                 break
             # bitmap+purge_lru evicts an item and still fails once (reference §1.3).
-        raise CacheFullError(full_message(self.options, key, entry))
+        raise self._full(key, entry)
 
     def add(self, key: bytes, entry: bytes, ttl: int) -> bool:
         self.check_size(key, entry)
+        if time.monotonic() < self._full_until:
+            if uwsgi.cache_exists(key, self.cache_name):
+                return False
+            raise self._full(key, entry)
         expires = self._expires(ttl)
         for _attempt in range(3):
             if uwsgi.cache_set(key, entry, expires, self.cache_name):
@@ -139,10 +163,13 @@ class UWSGIBackend(Backend):
             # (or the key was deleted in between: try again).
             if uwsgi.cache_exists(key, self.cache_name):
                 return False
-        raise CacheFullError(full_message(self.options, key, entry))
+        raise self._full(key, entry)
 
     def delete(self, key: bytes) -> bool:
-        return bool(uwsgi.cache_del(key, self.cache_name))
+        deleted = bool(uwsgi.cache_del(key, self.cache_name))
+        if deleted:
+            self._full_until = 0.0  # a slot is free again
+        return deleted
 
     def keys(self) -> list[bytes]:
         return uwsgi.cache_keys(self.cache_name)
