@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -65,3 +67,71 @@ def test_a_full_cache_under_load_serves_every_request(
     # a second per worker: new keys are refused without asking uWSGI for a second.
     danger = [line for line in lines if "DANGER" in line]
     assert len(danger) <= 4 * 25, len(danger)
+
+
+def test_sigkilled_workers_never_hang_the_instance(start_uwsgi: Callable[..., Any]) -> None:
+    """50 SIGKILLs, one every 0.2 s, under a bounded write load (lock-engine = ipcsem).
+
+    A killed worker's requests fail (the router answers 502) and uWSGI throttles
+    respawns ("respawning too fast": the master sleeps 2 s), so the bound is 10 s; a
+    deadlocked cache lock would hold every request past it, for good.
+    """
+    server = start_uwsgi(deploy_args(), LOCAL)
+    pids: set[int] = set()
+    outcomes = {"ok": 0, "failed": 0, "hung": 0}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(client: int) -> None:
+        for number in range(5000):  # bounded by count, and stopped after the kills
+            if stop.is_set():
+                return
+            if number % 2:
+                request = urllib.request.Request(f"{server.url}/counter")
+            else:  # a write under the cache lock, to one of 10 keys (the cache never fills)
+                request = urllib.request.Request(
+                    f"{server.url}/api/keys/k{number % 10}",
+                    data=b'{"value": 1}',
+                    method="PUT",
+                )
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    pid = json.load(response)["pid"]
+                with lock:
+                    outcomes["ok"] += 1
+                    pids.add(pid)
+            except (OSError, ValueError):
+                with lock:
+                    outcomes["hung" if time.monotonic() - started >= 10 else "failed"] += 1
+
+    clients = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+    for client in clients:
+        client.start()
+    kills = 0
+    deadline = time.monotonic() + 60
+    while kills < 50 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with lock:
+            alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+        if alive:
+            os.kill(random.choice(alive), signal.SIGKILL)  # a worker seen answering
+            kills += 1
+    stop.set()
+    for client in clients:
+        client.join(timeout=60)
+    print(f"{kills} kills: {outcomes}")
+    assert kills == 50
+    assert outcomes["hung"] == 0, outcomes
+    assert outcomes["ok"] > 10 * outcomes["failed"], outcomes
+    time.sleep(3)  # let the master finish its respawn pause
+    started = time.monotonic()
+    visits = [fetch(f"{server.url}/counter")["visits"] for _ in range(20)]
+    assert time.monotonic() - started < 5
+    assert visits == sorted(visits) and len(set(visits)) == 20
+
+
+def fetch(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        answer: dict[str, Any] = json.load(response)
+    return answer
