@@ -25,6 +25,8 @@ INDEX = """<!doctype html>
   <li><a href="/counter">/counter</a>: a visit counter shared by all workers (exact)</li>
   <li><a href="/slow">/slow</a>: a 1 s view, cached for 30 s
       with <code>@cache.cached</code></li>
+  <li><a href="/search?q=uwsgi&amp;page=2">/search?q=uwsgi&amp;page=2</a>: a cached view
+      keyed by its sorted query string</li>
   <li><a href="/primes/50000">/primes/50000</a>: a memoized computation</li>
   <li><a href="/api/keys/greeting">/api/keys/greeting</a>: GET, PUT <code>{{"value": …,
       "timeout": …}}</code> or DELETE one key</li>
@@ -72,6 +74,17 @@ def create_app() -> Flask:
         runs = cache.inc("slow_view_runs", timeout=0)
         time.sleep(1)
         return jsonify(computed_at=time.time(), computed_by=os.getpid(), body_runs=runs)
+
+    @app.route("/search")
+    @cache.cached(timeout=60)
+    def search() -> ResponseReturnValue:
+        # The query string is part of the key: ?q=a&page=2 and ?page=2&q=a share one.
+        query = request.args.get("q", "")
+        page = request.args.get("page", 1, type=int)
+        results = [
+            f"{query} result {number}" for number in range(page * 10 - 9, page * 10 + 1)
+        ]
+        return jsonify(q=query, page=page, results=results, computed_by=os.getpid())
 
     @app.route("/primes/<int:limit>")
     def primes(limit: int) -> ResponseReturnValue:

@@ -41,8 +41,13 @@ def test_a_full_cache_under_load_serves_every_request(
         for _ in range(100_000):  # bounded by count and by the deadline
             if time.monotonic() > deadline:
                 return
-            # Every new limit is a new memoized entry: the 19-item cache is full at once.
-            url = f"{server.url}/primes/{rng.randrange(2, 100_000)}"
+            # Every new query string is a new cached response, every new limit a new
+            # memoized entry: the 19-item cache is full at once.
+            number = rng.randrange(2, 100_000)
+            if number % 2:
+                url = f"{server.url}/search?q=load&page={number}"
+            else:
+                url = f"{server.url}/primes/{number}"
             try:
                 with urllib.request.urlopen(url, timeout=10) as response:
                     status = response.status

@@ -1,0 +1,67 @@
+"""What survives worker recycling, a graceful reload and a full restart.
+
+Recycling keeps everything (tests/test_e2e.py). A reload (SIGHUP) re-execs uWSGI, and
+a restart starts a new one: both begin with an empty cache, unless its cache2 line has
+``store=``, whose file keeps the entries (reference/uwsgi-cache2.md §3).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.launches_uwsgi
+
+
+def fetch(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        answer: dict[str, Any] = json.load(response)
+    return answer
+
+
+def serve(start_uwsgi: Callable[..., Any], line: str) -> Any:
+    return start_uwsgi(
+        ["--master", "--processes", "2", "--die-on-term",
+         "--http-socket", "127.0.0.1:{port}", "--cache2", line,
+         "--wsgi-file", "tests/apps/counter.py"],
+        path="/value",
+    )  # fmt: skip
+
+
+def reload(server: Any) -> None:
+    """SIGHUP the master and wait until a new generation of workers answers."""
+    before = fetch(server.url + "/value")["pid"]
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            if fetch(server.url + "/value")["pid"] != before:
+                return
+        except OSError:
+            continue
+    pytest.fail("uWSGI did not come back after SIGHUP")
+
+
+@pytest.mark.parametrize("store", [False, True], ids=["memory only", "store="])
+def test_what_survives_a_reload_and_a_restart(
+    start_uwsgi: Callable[..., Any], tmp_path: Path, store: bool
+) -> None:
+    line = "name=default,items=100"  # no bitmap with store= (reference §6a)
+    if store:
+        line += f",store={tmp_path / 'cache.store'}"
+    server = serve(start_uwsgi, line)
+    assert fetch(f"{server.url}/set/kept?value=yes&timeout=0")["stored"] is True
+    reload(server)
+    assert fetch(f"{server.url}/get/kept")["value"] == ("yes" if store else None)
+    fetch(f"{server.url}/set/kept?value=yes&timeout=0")
+    server.stop()
+    again = serve(start_uwsgi, line)
+    assert fetch(f"{again.url}/get/kept")["value"] == ("yes" if store else None)
