@@ -16,18 +16,9 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import flight
+from . import flight, wrapping
 from .cache import BoundCache
-from .wrapping import (
-    Args,
-    CacheOwner,
-    Call,
-    Kwargs,
-    bypass,
-    function_name,
-    keep_result,
-    wrap,
-)
+from .wrapping import Call
 
 VERSION_PREFIX = "\x00memver:"
 
@@ -95,7 +86,7 @@ class Memoized:
         return f"memoize:{self.name}:{version}:{self.arguments(args, kwargs)}"
 
 
-class MemoizeMixin(CacheOwner):
+class MemoizeMixin(wrapping.CacheOwner):
     """``memoize`` and ``delete_memoized`` for :class:`~flask_uwsgicache.UWSGICache`."""
 
     def memoize(
@@ -124,7 +115,7 @@ class MemoizeMixin(CacheOwner):
         )
 
         def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
-            name = function_name(f)
+            name = wrapping.function_name(f)
             memoized = Memoized(
                 f,
                 make_name(name) if make_name else name,
@@ -133,8 +124,8 @@ class MemoizeMixin(CacheOwner):
                 source_check,
             )
 
-            def prepare(args: Args, kwargs: Kwargs) -> Call | None:
-                if bypass(unless, f, *args, **kwargs):
+            def prepare(args: wrapping.Args, kwargs: wrapping.Kwargs) -> Call | None:
+                if wrapping.bypass(unless, f, *args, **kwargs):
                     return None
                 cache = self.cache
                 key = memoized.key(cache, args, kwargs)
@@ -143,9 +134,9 @@ class MemoizeMixin(CacheOwner):
                 )
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:
-                return keep_result(result, cache_none, response_filter)
+                return wrapping.keep_result(result, cache_none, response_filter)
 
-            wrapper = wrap(f, prepare, finish, timeout)
+            wrapper = wrapping.wrap(f, prepare, finish, timeout)
             wrapper.__memoized__ = memoized  # type: ignore[attr-defined]
             return wrapper
 
