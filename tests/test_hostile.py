@@ -74,5 +74,5 @@ def test_planted_entries_are_misses_and_planted_pickles_never_run(
         assert answer["value"] is None  # ...and read as a miss
     assert not marker.exists()
     server.stop()
-    assert "ignored the entry under b'raw'" in server.output
-    assert "ignored the entry under b'dressed'" in server.output
+    # One line per kind per 10 s and worker: both reads may have been the same worker.
+    assert "ignored the entry under b'" in server.output
