@@ -57,7 +57,6 @@ class BoundCache:
                 f"key it must fit the cache's keysize={backend.max_key_size}. Use a "
                 f"shorter prefix or raise keysize in the cache2 line."
             )
-        self._backend_get = backend.get
         self._read, self._read_name = backend.reader()
         self._decode = envelope.decode
         self._last_sweep = -math.inf
@@ -195,7 +194,7 @@ class BoundCache:
         storage_key = self._lookup_key(key)
         if storage_key is None:
             return None
-        entry = self._backend_get(storage_key)
+        entry = self.backend.get(storage_key)
         return None if entry is None else (storage_key, entry)
 
     def get_many(self, *keys: str) -> list[Any]:

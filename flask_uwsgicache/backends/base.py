@@ -41,11 +41,6 @@ class Backend(abc.ABC):
         frame in between)."""
         return (lambda key, _name: self.get(key)), ""
 
-    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
-        """The entries under ``keys``, in order, ``None`` for each missing one."""
-        get = self.get
-        return [get(key) for key in keys]
-
     @abc.abstractmethod
     def set(self, key: bytes, entry: bytes, ttl: int) -> None:
         """Store ``entry`` under ``key``, replacing any entry (upsert).

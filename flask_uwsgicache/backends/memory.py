@@ -95,12 +95,6 @@ class MemoryBackend(Backend):
             self._entries.move_to_end(key)
             return self._entries[key][0]
 
-    def reader(self) -> tuple[Callable[[bytes, str], bytes | None], str]:
-        return self._read, ""
-
-    def _read(self, key: bytes, _name: str) -> bytes | None:
-        return self.get(key)
-
     def set(self, key: bytes, entry: bytes, ttl: int) -> None:
         self.check_size(key, entry)
         with self._mutex:
