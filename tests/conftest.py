@@ -8,6 +8,7 @@ started by ``tests/test_uwsgi.py``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -20,7 +21,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from flask import Flask
@@ -159,6 +160,14 @@ class Server:
     process: subprocess.Popen[bytes]
     log: IO[bytes]
     output: str = ""
+
+    def json(self, path: str, method: str = "GET", body: object = None) -> dict[str, Any]:
+        """The JSON answer to ``method path`` (with ``body`` sent as JSON)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer: dict[str, Any] = json.load(response)
+        return answer
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
         """Stop it with ``sig`` (SIGINT: uWSGI reloads on SIGTERM); its exit status."""

@@ -9,7 +9,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -28,14 +27,6 @@ def deploy_args(*extra: str) -> list[str]:
             "--disable-logging", *extra]  # fmt: skip
 
 
-def call(url: str, method: str = "GET", body: object = None) -> dict[str, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer: dict[str, Any] = json.load(response)
-    return answer
-
-
 def in_parallel(clients: int, work: Callable[[], None]) -> None:
     threads = [threading.Thread(target=work) for _ in range(clients)]
     for thread in threads:
@@ -46,13 +37,13 @@ def in_parallel(clients: int, work: Callable[[], None]) -> None:
 
 
 def test_every_worker_reads_what_one_wrote(start_uwsgi: Start) -> None:
-    url = start_uwsgi(deploy_args(), LOCAL).url
-    assert call(f"{url}/api/keys/greeting", "PUT", {"value": {"hello": "world"}})["stored"]
+    server = start_uwsgi(deploy_args(), LOCAL)
+    assert server.json("/api/keys/greeting", "PUT", {"value": {"hello": "world"}})["stored"]
     answers: list[dict[str, Any]] = []
 
     def read() -> None:
         for _ in range(10):
-            answers.append(call(f"{url}/api/keys/greeting"))
+            answers.append(server.json("/api/keys/greeting"))
             time.sleep(0.01)
 
     in_parallel(8, read)
@@ -61,18 +52,18 @@ def test_every_worker_reads_what_one_wrote(start_uwsgi: Start) -> None:
 
 
 def test_the_counter_is_exact_under_concurrent_requests(start_uwsgi: Start) -> None:
-    url = start_uwsgi(deploy_args(), LOCAL).url
+    server = start_uwsgi(deploy_args(), LOCAL)
     lock = threading.Lock()
     pids: set[int] = set()
 
     def visit() -> None:
         for _ in range(250):
-            answer = call(f"{url}/counter")
+            answer = server.json("/counter")
             with lock:
                 pids.add(answer["pid"])
 
     in_parallel(8, visit)
-    assert call(f"{url}/counter")["visits"] == 8 * 250 + 1
+    assert server.json("/counter")["visits"] == 8 * 250 + 1
     assert len(pids) >= 3
 
 
@@ -80,12 +71,12 @@ def test_entries_survive_worker_recycling(start_uwsgi: Start) -> None:
     # uWSGI recycles on max-requests only once a worker has lived min-worker-lifetime
     # seconds (default 10, found by experiment with 2.0.31), so lower both.
     args = deploy_args("--max-requests", "10", "--min-worker-lifetime", "1")
-    url = start_uwsgi(args, LOCAL).url
-    call(f"{url}/api/keys/kept", "PUT", {"value": "still here", "timeout": 0})
+    server = start_uwsgi(args, LOCAL)
+    server.json("/api/keys/kept", "PUT", {"value": "still here", "timeout": 0})
     pids: set[int] = set()
     deadline = time.monotonic() + 20
     while len(pids) < 8 and time.monotonic() < deadline:
-        answer = call(f"{url}/api/keys/kept")
+        answer = server.json("/api/keys/kept")
         assert answer["value"] == "still here"
         pids.add(answer["pid"])
         time.sleep(0.02)
@@ -93,18 +84,18 @@ def test_entries_survive_worker_recycling(start_uwsgi: Start) -> None:
 
 
 def test_the_cached_slow_view_runs_once_for_many_requests(start_uwsgi: Start) -> None:
-    url = start_uwsgi(deploy_args(), LOCAL).url
+    server = start_uwsgi(deploy_args(), LOCAL)
     bodies: list[dict[str, Any]] = []
 
     def fetch_slow() -> None:
         for _ in range(5):
-            bodies.append(call(f"{url}/slow"))
+            bodies.append(server.json("/slow"))
 
     in_parallel(8, fetch_slow)
     assert len(bodies) == 40
     assert {body["computed_at"] for body in bodies} == {bodies[0]["computed_at"]}
-    assert call(f"{url}/api/keys/slow_view_runs")["value"] == 1
-    views = call(f"{url}/stats")["stats"]["views"]
+    assert server.json("/api/keys/slow_view_runs")["value"] == 1
+    views = server.json("/stats")["stats"]["views"]
     (slow,) = [counts for name, counts in views.items() if name.endswith("slow")]
     assert slow == {"hits": 39, "misses": 1, "refused": 0}
 

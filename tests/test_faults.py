@@ -131,12 +131,6 @@ def test_sigkilled_workers_never_hang_the_instance(start_uwsgi: Callable[..., An
     assert outcomes["ok"] > 10 * outcomes["failed"], outcomes
     time.sleep(3)  # let the master finish its respawn pause
     started = time.monotonic()
-    visits = [fetch(f"{server.url}/counter")["visits"] for _ in range(20)]
+    visits = [server.json("/counter")["visits"] for _ in range(20)]
     assert time.monotonic() - started < 5
     assert visits == sorted(visits) and len(set(visits)) == 20
-
-
-def fetch(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        answer: dict[str, Any] = json.load(response)
-    return answer

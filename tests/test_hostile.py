@@ -8,13 +8,11 @@ a miss and a log line, and a pickle planted that way never runs.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import struct
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,12 +41,6 @@ def plant(path: str, key: bytes, value: bytes) -> None:
     uwsgi_cache_command(path, 1, pair)
 
 
-def fetch(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        answer: dict[str, Any] = json.load(response)
-    return answer
-
-
 def test_planted_entries_are_misses_and_planted_pickles_never_run(
     start_uwsgi: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -64,12 +56,12 @@ def test_planted_entries_are_misses_and_planted_pickles_never_run(
     # A raw pickle, and one dressed in this package's header (unsigned), under live keys.
     dressed = HEADER.pack(MAGIC + bytes([VERSION]), 3, 0.0) + evil
     for key in ("raw", "dressed"):
-        assert fetch(f"{server.url}/set/{key}?value=genuine")["stored"] is True
+        assert server.json(f"/set/{key}?value=genuine")["stored"] is True
     plant(sock, b"raw", evil)
     plant(sock, b"dressed", dressed)
     time.sleep(0.2)
     for key in ("raw", "dressed"):
-        answer = fetch(f"{server.url}/get/{key}")
+        answer = server.json(f"/get/{key}")
         assert answer["raw"] is True  # the planted bytes are in uWSGI's cache...
         assert answer["value"] is None  # ...and read as a miss
     assert not marker.exists()

@@ -7,10 +7,8 @@ a restart starts a new one: both begin with an empty cache, unless its cache2 li
 
 from __future__ import annotations
 
-import json
 import signal
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,12 +16,6 @@ from typing import Any
 import pytest
 
 pytestmark = pytest.mark.launches_uwsgi
-
-
-def fetch(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        answer: dict[str, Any] = json.load(response)
-    return answer
 
 
 def serve(start_uwsgi: Callable[..., Any], line: str) -> Any:
@@ -37,13 +29,13 @@ def serve(start_uwsgi: Callable[..., Any], line: str) -> Any:
 
 def reload(server: Any) -> None:
     """SIGHUP the master and wait until a new generation of workers answers."""
-    before = fetch(server.url + "/value")["pid"]
+    before = server.json("/value")["pid"]
     server.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         time.sleep(0.3)
         try:
-            if fetch(server.url + "/value")["pid"] != before:
+            if server.json("/value")["pid"] != before:
                 return
         except OSError:
             continue
@@ -58,10 +50,10 @@ def test_what_survives_a_reload_and_a_restart(
     if store:
         line += f",store={tmp_path / 'cache.store'}"
     server = serve(start_uwsgi, line)
-    assert fetch(f"{server.url}/set/kept?value=yes&timeout=0")["stored"] is True
+    assert server.json("/set/kept?value=yes&timeout=0")["stored"] is True
     reload(server)
-    assert fetch(f"{server.url}/get/kept")["value"] == ("yes" if store else None)
-    fetch(f"{server.url}/set/kept?value=yes&timeout=0")
+    assert server.json("/get/kept")["value"] == ("yes" if store else None)
+    server.json("/set/kept?value=yes&timeout=0")
     server.stop()
     again = serve(start_uwsgi, line)
-    assert fetch(f"{again.url}/get/kept")["value"] == ("yes" if store else None)
+    assert again.json("/get/kept")["value"] == ("yes" if store else None)

@@ -6,14 +6,12 @@ pytest inside it. Skipped locally without the uwsgi binary; fails under ``CI=tru
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,7 +67,7 @@ def test_init_app_fails_inside_uwsgi_without_any_cache2(uwsgi_binary: str) -> No
 
 
 @pytest.fixture(params=["article", "plain"])
-def counter_server(start_uwsgi: Callable[..., Any], request: pytest.FixtureRequest) -> str:
+def counter_server(start_uwsgi: Callable[..., Any], request: pytest.FixtureRequest) -> Any:
     """uWSGI with a master and 4 workers serving tests/apps/counter.py on loopback."""
     line = LINES[str(request.param)]
     server = start_uwsgi(
@@ -83,36 +81,27 @@ def counter_server(start_uwsgi: Callable[..., Any], request: pytest.FixtureReque
         ],
         path="/value",
     )  # fmt: skip
-    return str(server.url)
+    return server
 
 
-def fetch(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        answer: dict[str, Any] = json.load(response)
-    return answer
-
-
-def test_an_entry_expires_exactly_under_a_master(counter_server: str) -> None:
-    assert fetch(f"{counter_server}/set/ttl?value=v&timeout=1")["stored"] is True
-    assert fetch(f"{counter_server}/get/ttl")["value"] == "v"
+def test_an_entry_expires_exactly_under_a_master(counter_server: Any) -> None:
+    assert counter_server.json("/set/ttl?value=v&timeout=1")["stored"] is True
+    assert counter_server.json("/get/ttl")["value"] == "v"
     time.sleep(1.2)
-    answers = [fetch(f"{counter_server}/get/ttl") for _ in range(8)]
+    answers = [counter_server.json("/get/ttl") for _ in range(8)]
     assert [answer["value"] for answer in answers] == [None] * 8
     # uWSGI's sweeper had not removed it yet: the miss is this package's doing.
     assert any(answer["raw"] for answer in answers)
 
 
-def test_four_workers_count_exactly(counter_server: str) -> None:
+def test_four_workers_count_exactly(counter_server: Any) -> None:
     clients, requests_each, incs_each = 8, 10, 100
     pids: list[int] = []
     lock = threading.Lock()
 
     def client() -> None:
         for _ in range(requests_each):
-            with urllib.request.urlopen(
-                f"{counter_server}/inc?n={incs_each}", timeout=30
-            ) as r:
-                answer = json.load(r)
+            answer = counter_server.json(f"/inc?n={incs_each}")
             with lock:
                 pids.append(answer["pid"])
 
@@ -121,19 +110,19 @@ def test_four_workers_count_exactly(counter_server: str) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    total = fetch(f"{counter_server}/value")["value"]
+    total = counter_server.json("/value")["value"]
     assert len(pids) == clients * requests_each
     assert total == clients * requests_each * incs_each
     assert len(set(pids)) >= 2, set(pids)
     print(f"{len(set(pids))} workers served the {len(pids)} requests")
 
 
-def test_concurrent_misses_across_workers_run_the_view_once(counter_server: str) -> None:
+def test_concurrent_misses_across_workers_run_the_view_once(counter_server: Any) -> None:
     answers: list[dict[str, Any]] = []
     lock = threading.Lock()
 
     def client() -> None:
-        answer = fetch(f"{counter_server}/slow")
+        answer = counter_server.json("/slow")
         with lock:
             answers.append(answer)
 
@@ -143,10 +132,10 @@ def test_concurrent_misses_across_workers_run_the_view_once(counter_server: str)
     for thread in threads:
         thread.join(timeout=60)
     assert [answer["body"] for answer in answers] == ["slow"] * 8
-    assert fetch(f"{counter_server}/get/slow-runs")["value"] == 1
+    assert counter_server.json("/get/slow-runs")["value"] == 1
     # Per-view statistics add up the counts of every worker that served /slow.
     assert len({answer["pid"] for answer in answers}) == 1  # every body is the one stored
-    views = fetch(f"{counter_server}/stats")
+    views = counter_server.json("/stats")
     (slow,) = [counts for name, counts in views.items() if name.endswith(".slow")]
     assert slow == {"hits": 7, "misses": 1, "refused": 0}
 
