@@ -183,8 +183,10 @@ class UWSGIBackend(Backend):
 
 @contextlib.contextmanager
 def _user_lock() -> Iterator[None]:
-    # uWSGI's user lock 0 is shared by every process and, on Linux, is a robust pthread
-    # mutex: a worker killed while holding it does not block the others.
+    # uWSGI's user lock 0 is shared by every process: a robust pthread mutex on Linux
+    # ("lock engine: pthread robust mutexes" at start), or a SysV semaphore with
+    # lock-engine = ipcsem; either way a worker killed holding it does not block the
+    # others (unlike the cache's own rwlock, reference §2.6).
     uwsgi.lock()
     try:
         yield
