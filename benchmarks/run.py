@@ -52,6 +52,8 @@ OPS_TARGETS = [
     ("set small, signed / raw update", "ours set small signed",
      "raw update bytes", None),
     ("cachelib get / raw get+pickle", "cachelib get small", "raw get+pickle small", None),
+    ("floor: minimal Python get / raw get+pickle", "floor get+expiry+pickle small",
+     "raw get+pickle small", None),
 ]  # fmt: skip
 # (label, numerator, denominator, limit): requests/s ratio must be >= limit
 HTTP_TARGETS = [

@@ -19,7 +19,17 @@ from typing import Any
 
 from . import flight
 from .backends.base import Backend
-from .envelope import MISSING, EntryRejected, Envelope, expiry_of
+from .envelope import (
+    LEAD,
+    MISSING,
+    SIGNED,
+    TRAILER,
+    TRAILER_SIZE,
+    VIEW_FROM,
+    EntryRejected,
+    Envelope,
+    expiry_of,
+)
 from .errors import CacheError, CacheFullError, InvalidKeyError, NotACounterError
 from .logs import RateLimitedLog
 from .viewstats import ViewStats
@@ -28,6 +38,7 @@ from .viewstats import ViewStats
 # so a hashed key can never equal the plain key of another str.
 HASH_MARK = b"\xff"
 DIGEST_CHARS = 22
+_unpack_trailer = TRAILER.unpack_from
 
 
 class BoundCache:
@@ -59,6 +70,8 @@ class BoundCache:
             )
         self._read, self._read_name = backend.reader()
         self._decode = envelope.decode
+        self._readers = envelope.readers
+        self._verified = envelope.verified
         self._last_sweep = -math.inf
         self.view_stats = ViewStats()
         #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
@@ -177,6 +190,27 @@ class BoundCache:
         entry = self._read(storage_key, self._read_name)
         if entry is None:
             return default
+        # Envelope.decode() inlined for a trusted entry (unsigned, or signed and verified
+        # before in this process): one Python frame less on the hot path.
+        if len(entry) > TRAILER_SIZE:
+            expires_at, flags, lead = _unpack_trailer(entry, -TRAILER_SIZE)
+            reader = self._readers.get(flags)
+            if (
+                reader is not None
+                and lead == LEAD
+                and (not flags & SIGNED or self._verified.get(storage_key) == entry)
+            ):
+                if expires_at and expires_at <= self.envelope.clock():
+                    return default
+                load, end = reader
+                try:
+                    if end is None:
+                        return load(entry)
+                    if len(entry) < VIEW_FROM:
+                        return load(entry[:end])
+                    return load(memoryview(entry)[:end])
+                except Exception:  # decode() below rejects it and says why
+                    pass
         try:
             value = self._decode(storage_key, entry)
         except EntryRejected as error:

@@ -2,19 +2,23 @@
 
 ::
 
-    "uC" | version (1 byte) | flags (1 byte) | expires_at (float64 LE) | payload | [mac]
+    payload | [mac] | expires_at (float64 LE) | flags (1 byte) | "uC" | version (1 byte)
 
+* The fixed 12-byte trailer comes last so a pickle can be loaded from the entry itself:
+  ``pickle.loads`` stops at the pickle's end and ignores what follows (documented), so
+  the hot read path never copies the payload. (Measured in uWSGI on a ~100-byte dict:
+  slicing the payload out cost ~0.2 us of a ~1.9 us read.)
 * ``flags``: the low four bits are the payload tag (raw bytes, str, int, or a serializer's
-  tag); ``SIGNED`` says a 16-byte MAC follows the payload.
+  tag); ``SIGNED`` says a 16-byte MAC sits between the payload and the trailer.
 * ``expires_at`` is an absolute Unix time, ``0.0`` for never. uWSGI's own expiry is late
   by seconds with a master, never happens without one and is ignored with ``purge_lru``
   (reference/uwsgi-cache2.md §1.4), so a reader checks this field instead.
 * The MAC is keyed BLAKE2b (RFC 7693's MAC mode, a drop-in for HMAC and about three
-  times faster than HMAC-SHA256 on small entries) over the header, the payload, the
+  times faster than HMAC-SHA256 on small entries) over the payload, the trailer, the
   storage key and its length: an entry copied under another key, or with its expiry or
   tag changed, fails verification.
 
-Entries are never empty (uWSGI refuses empty values) and start with a fixed header, so
+Entries are never empty (uWSGI refuses empty values) and end in a fixed trailer, so
 bytes this module did not write are rejected rather than misread.
 """
 
@@ -30,20 +34,20 @@ from .errors import SerializationError
 from .serializers import Serializer
 
 MAGIC: Final = b"uC"
-VERSION: Final = 1
-_LEAD: Final = MAGIC + bytes([VERSION])
-HEADER: Final = struct.Struct("<3sBd")
-HEADER_SIZE: Final = HEADER.size
-_unpack_header = HEADER.unpack_from
+VERSION: Final = 2
+LEAD: Final = MAGIC + bytes([VERSION])
+TRAILER: Final = struct.Struct("<dB3s")
+TRAILER_SIZE: Final = TRAILER.size
 MAC_SIZE: Final = 16
+_SIGNED_TAIL: Final = MAC_SIZE + TRAILER_SIZE
 SIGNED: Final = 0x10
 TAG_MASK: Final = 0x0F
 TAG_BYTES: Final = 0
 TAG_STR: Final = 1
 TAG_INT: Final = 2
-# Entries up to this size are sliced (one small copy is cheaper than a memoryview);
-# larger ones are read through a memoryview so the payload is not copied.
-_VIEW_FROM: Final = 4096
+# Payloads of entries up to this size are sliced (one small copy is cheaper than a
+# memoryview); larger ones are read through a memoryview so they are not copied.
+VIEW_FROM: Final = 4096
 
 
 class EntryRejected(Exception):
@@ -101,25 +105,37 @@ class Envelope:
         self.serializer = serializer
         self.secret = secret
         self.clock = clock
-        self._verified: dict[bytes, bytes] = {}
+        #: Signed entries already verified, by storage key (see ``_VERIFIED_ENTRY``).
+        self.verified: dict[bytes, bytes] = {}
         self._verified_bytes = 0
         self._mac_base = (
             None if secret is None else hashlib.blake2b(key=secret, digest_size=MAC_SIZE)
         )
         # Only these tags are read back: an entry tagged with another serializer (a
         # pickle planted in a json-configured cache, say) is rejected, never loaded.
-        self.loaders: dict[int, Callable[[Payload], Any]] = {
+        loaders: dict[int, Callable[[Payload], Any]] = {
             TAG_BYTES: bytes,
             TAG_STR: _load_str,
             TAG_INT: int,
             serializer.tag: serializer.loads,
         }
+        #: ``{flags: (loader, end)}`` for every flags byte this envelope reads: the
+        #: loader gets ``entry[:end]``, or the whole entry when ``end`` is None (a
+        #: pickle ends itself, so its payload is not copied). A signing envelope reads
+        #: only signed entries; one that does not sign reads both kinds, unverified.
+        self.readers: dict[int, tuple[Callable[[Payload], Any], int | None]] = {}
+        for tag, loader in loaders.items():
+            whole = tag == serializer.tag and serializer.self_delimiting
+            self.readers[tag | SIGNED] = (loader, None if whole else -_SIGNED_TAIL)
+            if secret is None:
+                self.readers[tag] = (loader, None if whole else -TRAILER_SIZE)
 
-    def _mac(self, key: bytes, body: Payload) -> bytes:
+    def _mac(self, key: bytes, body: Payload, trailer: Payload) -> bytes:
         assert self._mac_base is not None
         mac = self._mac_base.copy()
         mac.update(body)
-        # The key's length comes last, so the split between body and key is unambiguous.
+        mac.update(trailer)
+        # The key's length comes last, so the split between entry and key is unambiguous.
         mac.update(key + len(key).to_bytes(4, "little"))
         return mac.digest()
 
@@ -146,10 +162,13 @@ class Envelope:
                     f"serializer: {exc}. Store a supported value or change "
                     f"UWSGICACHE_SERIALIZER."
                 ) from exc
+        return self._seal(key, tag, payload, expires_at)
+
+    def _seal(self, key: bytes, tag: int, payload: Payload, expires_at: float) -> bytes:
         if self.secret is None:
-            return HEADER.pack(_LEAD, tag, expires_at) + payload
-        body = HEADER.pack(_LEAD, tag | SIGNED, expires_at) + payload
-        return body + self._mac(key, body)
+            return b"".join((payload, TRAILER.pack(expires_at, tag, LEAD)))
+        trailer = TRAILER.pack(expires_at, tag | SIGNED, LEAD)
+        return b"".join((payload, self._mac(key, payload, trailer), trailer))
 
     def open(self, key: bytes, entry: bytes) -> tuple[int, float, Payload]:
         """Check an entry and return ``(tag, expires_at, payload)`` without loading it.
@@ -157,89 +176,76 @@ class Envelope:
         Raises :class:`EntryRejected` for anything this envelope must not trust.
         """
         try:
-            lead, flags, expires_at = HEADER.unpack_from(entry)
+            expires_at, flags, lead = TRAILER.unpack_from(entry, -TRAILER_SIZE)
         except struct.error:
             raise EntryRejected("too short to be an entry") from None
-        if lead != _LEAD:
+        if lead != LEAD:
             raise EntryRejected("not written by flask-uwsgicache (or another version)")
-        data: Payload = entry if len(entry) < _VIEW_FROM else memoryview(entry)
+        data: Payload = entry if len(entry) < VIEW_FROM else memoryview(entry)
         if flags & SIGNED:
-            if len(entry) < HEADER_SIZE + MAC_SIZE:
+            end = len(entry) - TRAILER_SIZE - MAC_SIZE
+            if end < 0:
                 raise EntryRejected("truncated signature")
             if self._mac_base is not None and not hmac.compare_digest(
-                self._mac(key, data[:-MAC_SIZE]), data[-MAC_SIZE:]
+                self._mac(key, data[:end], data[-TRAILER_SIZE:]),
+                data[end : end + MAC_SIZE],
             ):
                 raise EntryRejected(
                     "bad signature (tampered, or written under another key)"
                 )
-            return flags & TAG_MASK, expires_at, data[HEADER_SIZE:-MAC_SIZE]
+            return flags & TAG_MASK, expires_at, data[:end]
         if self._mac_base is not None:
             raise EntryRejected("unsigned entry while signing is on")
-        return flags & TAG_MASK, expires_at, data[HEADER_SIZE:]
+        return flags, expires_at, data[:-TRAILER_SIZE]
 
     def decode(self, key: bytes, entry: bytes) -> Any:
         """The value stored in ``entry``, or :data:`MISSING` if it has expired.
 
         Raises :class:`EntryRejected` for a corrupt, foreign or badly signed entry.
-        It repeats part of :meth:`open` inline: it is the hot path.
+        ``BoundCache.get`` repeats the case of a trusted entry inline (the hot path).
         """
         try:
-            lead, flags, expires_at = _unpack_header(entry)
+            expires_at, flags, lead = TRAILER.unpack_from(entry, -TRAILER_SIZE)
         except struct.error:
             raise EntryRejected("too short to be an entry") from None
-        if lead != _LEAD:
-            raise EntryRejected("not written by flask-uwsgicache (or another version)")
-        payload: Payload
-        if self._mac_base is None and not flags & SIGNED:
-            if expires_at and expires_at <= self.clock():
-                return MISSING
-            tag = flags
-            # (_payload written out: one Python call less on the hot path)
-            if len(entry) < _VIEW_FROM:
-                payload = entry[HEADER_SIZE:]
-            else:
-                payload = memoryview(entry)[HEADER_SIZE:]
-        else:
-            if self._verified.get(key) == entry:
-                tag, payload = flags & TAG_MASK, self._payload(entry, -MAC_SIZE)
-            else:
-                # Verified before the expiry is trusted: a forged expiry is logged too.
-                tag, _expires_at, payload = self.open(key, entry)
-                if self._mac_base is not None and len(entry) <= _VERIFIED_ENTRY:
-                    self._remember(key, entry)
-            if expires_at and expires_at <= self.clock():
-                return MISSING
-        loader = self.loaders.get(tag)
-        if loader is None:
-            raise EntryRejected(f"payload tag {tag} is not allowed by this serializer")
+        reader = self.readers.get(flags) if lead == LEAD else None
+        if reader is None:
+            self.open(key, entry)  # raises with the reason, or:
+            raise EntryRejected(f"payload tag {flags & TAG_MASK} is not allowed here")
+        if (
+            flags & SIGNED
+            and self._mac_base is not None
+            and self.verified.get(key) != entry
+        ):
+            # Verified before the expiry is trusted: a forged expiry is logged too.
+            self.open(key, entry)
+            if len(entry) <= _VERIFIED_ENTRY:
+                self._remember(key, entry)
+        if expires_at and expires_at <= self.clock():
+            return MISSING
+        load, end = reader
         try:
-            return loader(payload)
+            if end is None:
+                return load(entry)
+            return load(entry[:end] if len(entry) < VIEW_FROM else memoryview(entry)[:end])
         except Exception as exc:
             raise EntryRejected(
                 f"payload does not load ({exc.__class__.__name__})"
             ) from None
 
-    @staticmethod
-    def _payload(entry: bytes, end: int | None) -> Payload:
-        if len(entry) < _VIEW_FROM:
-            return entry[HEADER_SIZE:end]
-        return memoryview(entry)[HEADER_SIZE:end]
-
     def _remember(self, key: bytes, entry: bytes) -> None:
         """Note ``entry`` as verified under ``key`` (within the memo's bounds)."""
         if self._verified_bytes + len(entry) > _VERIFIED_TOTAL:
-            self._verified.clear()
+            self.verified.clear()
             self._verified_bytes = 0
-        old = self._verified.get(key)
+        old = self.verified.get(key)
         self._verified_bytes += len(entry) - (len(old) if old is not None else 0)
-        self._verified[key] = entry
+        self.verified[key] = entry
 
     def reseal(self, key: bytes, entry: bytes, expires_at: float) -> bytes:
         """``entry`` with a new expiry, re-signed. Raises like :meth:`open`."""
         tag, _expires_at, payload = self.open(key, entry)
-        flags = tag | (SIGNED if self.secret is not None else 0)
-        body = HEADER.pack(_LEAD, flags, expires_at) + payload
-        return body if self.secret is None else body + self._mac(key, body)
+        return self._seal(key, tag, payload, expires_at)
 
     def is_live(self, key: bytes, entry: bytes) -> bool:
         """True if ``entry`` is valid and not expired (the value is not loaded)."""
@@ -253,7 +259,7 @@ class Envelope:
 def expiry_of(entry: bytes) -> float | None:
     """The expiry field of an entry without verifying it; ``None`` if not an entry."""
     try:
-        lead, _flags, expires_at = HEADER.unpack_from(entry)
+        expires_at, _flags, lead = TRAILER.unpack_from(entry, -TRAILER_SIZE)
     except struct.error:
         return None
-    return float(expires_at) if lead == _LEAD else None
+    return float(expires_at) if lead == LEAD else None

@@ -17,6 +17,9 @@ class Serializer(Protocol):
 
     name: str
     tag: int
+    #: True if ``loads`` stops at the end of what ``dumps`` wrote and ignores any bytes
+    #: after it: the envelope then passes the whole entry and skips copying the payload.
+    self_delimiting: bool
 
     def dumps(self, value: Any) -> bytes: ...
 
@@ -28,6 +31,8 @@ class PickleSerializer:
 
     name = "pickle"
     tag = 3
+    # "Bytes past the pickled representation of the object are ignored" (pickle docs).
+    self_delimiting = True
 
     def dumps(self, value: Any) -> bytes:
         return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
@@ -41,6 +46,7 @@ class JSONSerializer:
 
     name = "json"
     tag = 4
+    self_delimiting = False
 
     def dumps(self, value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from flask_uwsgicache.envelope import HEADER, MAGIC, VERSION
+from flask_uwsgicache.envelope import LEAD, TRAILER
 
 pytestmark = pytest.mark.launches_uwsgi
 
@@ -53,8 +53,8 @@ def test_planted_entries_are_misses_and_planted_pickles_never_run(
         path="/value",
     )  # fmt: skip
     evil = f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
-    # A raw pickle, and one dressed in this package's header (unsigned), under live keys.
-    dressed = HEADER.pack(MAGIC + bytes([VERSION]), 3, 0.0) + evil
+    # A raw pickle, and one dressed in this package's trailer (unsigned), under live keys.
+    dressed = evil + TRAILER.pack(0.0, 3, LEAD)
     for key in ("raw", "dressed"):
         assert server.json(f"/set/{key}?value=genuine")["stored"] is True
     plant(sock, b"raw", evil)
