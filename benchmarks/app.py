@@ -39,6 +39,13 @@ def cached() -> str:
     return PAGE
 
 
+@application.route("/edge")
+@ours.cached(timeout=3600, edge=True)
+def edge() -> str:
+    time.sleep(0.005)
+    return PAGE
+
+
 @application.route("/flask-caching")
 @flask_caching.cached(timeout=3600)
 def flask_caching_cached() -> str:

@@ -31,11 +31,18 @@ import time
 import urllib.request
 from pathlib import Path
 
+from flask_uwsgicache.edge import route_line
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CACHE2 = "name=bench,items=2000,blocksize=65536,keysize=250"
 PATHS = {"hello": "/hello", "5 ms view": "/slow", "cached (ours)": "/cached",
-         "cached (Flask-Caching)": "/flask-caching"}  # fmt: skip
+         "cached (Flask-Caching)": "/flask-caching",
+         "edge-cached (ours)": "/edge"}  # fmt: skip
+# The edge cache and the route that serves it (flask_uwsgicache.edge.route_line).
+EDGE_ROUTE = route_line("text/html; charset=utf-8", "edge").split(" = ", 1)[1]
+EDGE_ARGS = ["--cache2", "name=edge,items=100,blocksize=65536,keysize=512",
+             "--route-if", EDGE_ROUTE]  # fmt: skip
 
 # (label, numerator, denominator, limit): ratio = numerator / denominator must be <= limit
 OPS_TARGETS = [
@@ -62,6 +69,8 @@ HTTP_TARGETS = [
     ("cached (ours) / cached (Flask-Caching)", "cached (ours)",
      "cached (Flask-Caching)", None),
     ("5 ms view / hello", "5 ms view", "hello", None),
+    ("edge-cached view / hello", "edge-cached (ours)", "hello", 1.5),
+    ("edge-cached / cached (ours)", "edge-cached (ours)", "cached (ours)", None),
 ]  # fmt: skip
 
 
@@ -100,12 +109,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server() -> tuple[subprocess.Popen[bytes], str]:
+def has_routing(binary: str) -> bool:
+    """Whether ``binary`` has internal routing: only builds without it carry this line."""
+    return b"no internal routing support" not in Path(binary).read_bytes()
+
+
+def start_server(paths: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    binary = uwsgi_binary()
+    edge = EDGE_ARGS if "edge-cached (ours)" in paths else []
     process = subprocess.Popen(
-        [uwsgi_binary(), "--home", sys.prefix, "--master", "--processes", "4",
+        [binary, "--home", sys.prefix, "--master", "--processes", "4",
          "--die-on-term", "--http-socket", f"127.0.0.1:{port}", "--cache2", CACHE2,
-         "--lock-engine", "ipcsem", "--wsgi-file", str(HERE / "app.py"),
+         *edge, "--lock-engine", "ipcsem", "--wsgi-file", str(HERE / "app.py"),
          "--disable-logging"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -113,7 +129,7 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 30
     while True:
         try:
-            for path in PATHS.values():  # also fills both caches
+            for path in paths.values():  # also fills the caches
                 urllib.request.urlopen(url + path, timeout=5).read()
             return process, url
         except OSError:
@@ -159,13 +175,17 @@ def load_python(url: str, seconds: float) -> tuple[float, float]:
 
 def run_http(reps: int, seconds: float) -> dict[str, dict[str, list[float]]]:
     load = load_wrk if shutil.which("wrk") else load_python
-    process, url = start_server()
+    paths = dict(PATHS)
+    if not has_routing(uwsgi_binary()):
+        print("uWSGI has no internal routing (no PCRE at build): no edge row")
+        del paths["edge-cached (ours)"]
+    process, url = start_server(paths)
     results: dict[str, dict[str, list[float]]] = {
-        name: {"rps": [], "p99_ms": []} for name in PATHS
+        name: {"rps": [], "p99_ms": []} for name in paths
     }
     try:
         for _ in range(reps):
-            for name, path in PATHS.items():
+            for name, path in paths.items():
                 rate, p99 = load(url + path, seconds)
                 results[name]["rps"].append(rate)
                 results[name]["p99_ms"].append(p99)

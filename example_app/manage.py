@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from flask_uwsgicache import UWSGICache
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 cache = UWSGICache()
 
@@ -30,9 +34,35 @@ INDEX = """<!doctype html>
   <li><a href="/primes/50000">/primes/50000</a>: a memoized computation</li>
   <li><a href="/api/keys/greeting">/api/keys/greeting</a>: GET, PUT <code>{{"value": …,
       "timeout": …}}</code> or DELETE one key</li>
-  <li><a href="/stats">/stats</a>: the cache's limits, entries and per-view hits</li>
+  <li><a href="/news">/news</a> and <a href="/api/clock">/api/clock</a>: edge-cached
+      (<code>edge=True</code>): with deploy/uwsgi-edge.ini uWSGI answers them from its
+      cache without calling Python; <code>POST /news/refresh</code> invalidates</li>
+  <li><a href="/stats">/stats</a>: the cache's limits, entries, per-view hits, and how
+      many requests reached Python</li>
 </ul>
 """
+
+NEWS = """<!doctype html>
+<title>news</title>
+<p>Rendered at {at} by worker pid {pid} (render number {runs}).</p>
+<p>With deploy/uwsgi-edge.ini, uWSGI serves this page for 30 s without Python: the pid
+and the render number stay the same, and /stats shows requests reaching Python only
+for the other pages. <code>curl -X POST /news/refresh</code> makes the next one
+render again.</p>
+"""
+
+
+def count_requests(app: Flask) -> None:
+    """Count every request that reaches Python in ``python_requests`` (edge hits do
+    not). A refused write (a full cache) only makes the count low."""
+    bound = app.extensions["uwsgicache"]
+    inner = app.wsgi_app
+
+    def counted(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        bound.inc("python_requests", timeout=0)
+        return inner(environ, start_response)
+
+    app.wsgi_app = counted  # type: ignore[method-assign]
 
 
 @cache.memoize(timeout=300)
@@ -56,9 +86,15 @@ def create_app() -> Flask:
             "SECRET_KEY", "change me: cache entries are signed with it"
         ),
         UWSGICACHE_DEFAULT_TIMEOUT=300,
+        # The edge caches of deploy/uwsgi-edge.ini, by the content type they serve.
+        UWSGICACHE_EDGE={
+            "text/html; charset=utf-8": "edge",
+            "application/json": "edge_json",
+        },
     )
     app.config.from_prefixed_env()
     cache.init_app(app)
+    count_requests(app)
 
     @app.route("/")
     def index() -> ResponseReturnValue:
@@ -106,9 +142,29 @@ def create_app() -> Flask:
             return jsonify(key=key, deleted=cache.delete(key), pid=os.getpid())
         return jsonify(key=key, value=cache.get(key), found=cache.has(key), pid=os.getpid())
 
+    @app.route("/news")
+    @cache.cached(timeout=30, edge=True)
+    def news() -> ResponseReturnValue:
+        runs = cache.inc("news_renders", timeout=0)
+        return NEWS.format(at=time.strftime("%H:%M:%S"), pid=os.getpid(), runs=runs)
+
+    @app.post("/news/refresh")
+    def refresh_news() -> ResponseReturnValue:
+        return jsonify(deleted=cache.delete_edge("/news"), pid=os.getpid())
+
+    @app.route("/api/clock")
+    @cache.cached(timeout=2, edge=True)
+    def clock() -> ResponseReturnValue:
+        return jsonify(time=time.time(), pid=os.getpid())
+
     @app.route("/stats")
     def stats() -> ResponseReturnValue:
-        return jsonify(pid=os.getpid(), stats=cache.stats())
+        return jsonify(
+            pid=os.getpid(),
+            python_requests=cache.get("python_requests"),
+            news_renders=cache.get("news_renders"),
+            stats=cache.stats(),
+        )
 
     return app
 

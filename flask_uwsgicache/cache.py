@@ -14,11 +14,12 @@ import base64
 import hashlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import flight
 from .backends.base import Backend
+from .edge import Edge
 from .envelope import (
     LEAD,
     MISSING,
@@ -53,6 +54,7 @@ class BoundCache:
         default_timeout: float = 300,
         raise_errors: bool = False,
         log: RateLimitedLog | None = None,
+        edge: Edge | None = None,
     ) -> None:
         self.backend = backend
         self.envelope = envelope
@@ -60,6 +62,8 @@ class BoundCache:
         self.default_timeout = default_timeout
         self.raise_errors = raise_errors
         self.log = log or RateLimitedLog()
+        #: Where ``cached(edge=True)`` views put responses for uWSGI to serve.
+        self.edge = edge or Edge({}, "no edge is configured", self.log)
         self._prefix_bytes = key_prefix.encode("utf-8", "surrogatepass")
         self._max_key = min(backend.max_key_size, 65535)
         if len(self._prefix_bytes) + len(HASH_MARK) + DIGEST_CHARS > self._max_key:
@@ -300,14 +304,30 @@ class BoundCache:
         """Remove every entry under this app's ``UWSGICACHE_KEY_PREFIX``.
 
         With an empty prefix the app owns the whole cache and all of it is cleared.
-        uWSGI walks every slot under its write lock for this: keep it off hot paths.
+        The edge caches are emptied too. uWSGI walks every slot under its write lock
+        for this: keep it off hot paths.
         """
+        self.edge.clear()
         if not self._prefix_bytes:
             self.backend.clear()
             return True
         for key in self._own_keys():
             self.backend.delete(key)
         return True
+
+    def delete_edge(self, path: str, key_prefixes: Iterable[str] = ("view/%s",)) -> bool:
+        """Forget the responses cached for ``path`` (any query string) by views with
+        these ``key_prefixes``: at the edge and in this cache, so the next request runs
+        the view. True if anything was deleted. O(items): uWSGI lists every key."""
+        deleted = self.edge.delete(path)
+        own_keys = self._own_keys()
+        for key_prefix in key_prefixes:
+            key = key_prefix % path if "%s" in key_prefix else key_prefix
+            exact, with_query = self.storage_key(key), self.storage_key(key + "?")
+            for storage_key in own_keys:
+                if storage_key == exact or storage_key.startswith(with_query):
+                    deleted += self.backend.delete(storage_key)
+        return deleted > 0
 
     def touch(self, key: str, timeout: float | None = None) -> bool:
         """Give a live entry a new timeout; False if there is none (or it was refused)."""
@@ -427,4 +447,5 @@ class BoundCache:
             "default_timeout": self.default_timeout,
             "entries": len(self._own_keys()),
             "views": self.view_stats.totals(self),
+            "edge": self.edge.describe(),
         }

@@ -17,8 +17,10 @@ from flask.globals import _cv_app
 from . import fastpath
 from .backends import create_backend
 from .cache import BoundCache
+from .edge import DEFAULT_EDGE, build_edge
 from .envelope import Envelope, derive_secret
 from .jinja import CacheExtension
+from .logs import RateLimitedLog
 from .memoize import MemoizeMixin
 from .serializers import get_serializer
 from .views import ViewsMixin
@@ -35,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "UWSGICACHE_RAISE_ERRORS": False,
     "UWSGICACHE_MEMORY": "items=1000",
     "UWSGICACHE_REDIS_URL": None,
+    "UWSGICACHE_EDGE": DEFAULT_EDGE,
 }
 
 
@@ -60,12 +63,15 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         derive_secret(secret_key) if sign and secret_key else None,
         time.time,
     )
+    log = RateLimitedLog()
     return BoundCache(
         create_backend(config),
         envelope,
         key_prefix=str(config["UWSGICACHE_KEY_PREFIX"] or ""),
         default_timeout=timeout,
         raise_errors=bool(config["UWSGICACHE_RAISE_ERRORS"]),
+        log=log,
+        edge=build_edge(config, log),
     )
 
 
@@ -94,6 +100,8 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
     """
 
     def __init__(self, app: Flask | None = None) -> None:
+        #: The ``key_prefix`` of every ``cached(edge=True)`` view, for ``delete_edge``.
+        self.edge_key_prefixes: dict[str, None] = {}
         if app is not None:
             self.init_app(app)
 
@@ -109,7 +117,7 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
                 f"and use app.extensions[{EXTENSION_KEY!r}] to reach it."
             )
         for key, value in DEFAULTS.items():
-            app.config.setdefault(key, value)
+            app.config.setdefault(key, dict(value) if isinstance(value, dict) else value)
         app.extensions[EXTENSION_KEY] = build_cache(app.config)
         app.jinja_env.add_extension(CacheExtension)
         fastpath.install(app)
@@ -140,6 +148,12 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
             if cache is not None:
                 return cache.get(key, default)
         return self.cache.get(key, default)  # raises the helpful RuntimeError
+
+    def delete_edge(self, path: str) -> bool:
+        """Forget what ``cached(edge=True)`` views cached for ``path`` (any query
+        string), at the edge and in the cache: the next request runs the view. True if
+        anything was deleted. See :meth:`BoundCache.delete_edge`."""
+        return self.cache.delete_edge(path, self.edge_key_prefixes or ("view/%s",))
 
     # The rest of the API, with BoundCache's signatures and docstrings.
     has = _on_current_app(BoundCache.has)

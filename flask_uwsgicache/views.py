@@ -16,15 +16,17 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import current_app, has_request_context, make_response, request
+from flask import Response, current_app, has_request_context, make_response, request
 
 from . import flight, responses
+from .cache import BoundCache
 from .wrapping import (
     Args,
     CacheOwner,
     Call,
     Kwargs,
     bypass,
+    fault,
     function_name,
     keep_result,
     wrap,
@@ -70,6 +72,7 @@ class ViewsMixin(CacheOwner):
         single_flight: bool = True,
         single_flight_wait: float = 10.0,
         stale_while_revalidate: float = 0,
+        edge: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Cache a view's whole response, or a function's value.
 
@@ -86,6 +89,12 @@ class ViewsMixin(CacheOwner):
         while the others wait up to ``single_flight_wait`` seconds;
         ``stale_while_revalidate`` seconds serve an expired copy while one process
         refreshes it. Cache faults are logged and the view's own response is served.
+
+        ``edge=True`` also puts the response of a GET at the edge (see
+        :mod:`flask_uwsgicache.edge`): uWSGI then answers that URI from its cache by
+        internal routing, without calling Python, until the timeout or
+        ``delete_edge(path)``. Only for views that are the same for everyone: it cannot
+        be combined with the per-request options above.
         """
         options = flight.Options(
             timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
@@ -104,6 +113,16 @@ class ViewsMixin(CacheOwner):
             and not stale_while_revalidate
             and not response_hit_indication
         )
+
+        if edge and not fast:
+            raise ValueError(
+                "cached(edge=True) responses are served by uWSGI without running Flask, "
+                "so they cannot use unless, forced_update, make_cache_key, "
+                "source_check, stale_while_revalidate, response_hit_indication or a "
+                "key_prefix without %s. Drop those options or edge=True."
+            )
+        if edge:
+            self.edge_key_prefixes[str(key_prefix)] = None
 
         def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
             source = (
@@ -151,8 +170,20 @@ class ViewsMixin(CacheOwner):
                 else:
                     keep = response.status_code == 200
                 if keep and responses.is_cacheable(response):
+                    if edge:
+                        to_edge(call.cache, response)
                     return response, responses.dump(response, name, fast)
                 return response, flight.NOTHING
+
+            def to_edge(cache: BoundCache, response: Response) -> None:
+                try:
+                    cache.edge.store(
+                        request.environ,
+                        response,
+                        cache.default_timeout if timeout is None else timeout,
+                    )
+                except Exception as error:  # the response is served all the same
+                    fault(cache, error)
 
             wrapper = wrap(f, prepare, finish, timeout)
             wrapper.make_cache_key = make_key  # type: ignore[attr-defined]

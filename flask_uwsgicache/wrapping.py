@@ -42,6 +42,8 @@ class Call:
 class CacheOwner:
     """What the decorator mixins need from the extension: the current app's cache."""
 
+    edge_key_prefixes: dict[str, None]
+
     @property
     def cache(self) -> BoundCache:
         raise NotImplementedError

@@ -145,11 +145,25 @@ def uwsgi_binary() -> str:
         "uwsgi"
     )
     if found is None:
-        message = "the uwsgi binary is not installed (pip install '.[test]')"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        needs("the uwsgi binary is not installed (pip install '.[test]')")
+    assert found is not None
     return found
+
+
+def needs(message: str) -> None:
+    """Skip for a missing server or binary; fail under CI=true, which must have it."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def uwsgi_without_routing() -> str:
+    """A uwsgi built without internal routing, as scripts/test.sh builds it."""
+    found = Path(sys.prefix, "uwsgi-no-routing", "bin", "uwsgi")
+    if not found.exists():
+        needs(f"{found} is missing: scripts/test.sh builds it")
+    return str(found)
 
 
 @dataclasses.dataclass
@@ -193,13 +207,16 @@ def free_port() -> int:
 
 @pytest.fixture
 def start_uwsgi(uwsgi_binary: str) -> Iterator[Callable[..., Server]]:
-    """Start uWSGI with ``args`` (and ``env``), wait until ``path`` answers; stopped
-    by pid after the test. The address is a free loopback port, passed as
-    ``UWSGICACHE_HTTP`` (for deploy/uwsgi.ini) and as ``{port}`` in ``args``."""
+    """Start uWSGI (``binary``) with ``args`` (and ``env``), wait until ``path``
+    answers; stopped by pid after the test. The address is a free loopback port, passed
+    as ``UWSGICACHE_HTTP`` (for deploy/uwsgi.ini) and as ``{port}`` in ``args``."""
     servers: list[Server] = []
 
     def start(
-        args: list[str], env: dict[str, str] | None = None, path: str = "/"
+        args: list[str],
+        env: dict[str, str] | None = None,
+        path: str = "/",
+        binary: str = uwsgi_binary,
     ) -> Server:
         port = free_port()
         address = f"127.0.0.1:{port}"
@@ -207,7 +224,7 @@ def start_uwsgi(uwsgi_binary: str) -> Iterator[Callable[..., Server]]:
         # and blocks uWSGI's workers on their next log line.
         log = tempfile.TemporaryFile()
         process = subprocess.Popen(
-            [uwsgi_binary, "--home", sys.prefix, *(arg.format(port=port) for arg in args)],
+            [binary, "--home", sys.prefix, *(arg.format(port=port) for arg in args)],
             cwd=ROOT,
             env={**os.environ, "UWSGICACHE_HTTP": address, **(env or {})},
             stdout=log,

@@ -1,0 +1,234 @@
+"""The edge: responses uWSGI serves from its cache by internal routing, without Python.
+
+A view decorated with ``cached(edge=True)`` puts its response body under the raw
+``REQUEST_URI`` in an edge cache, one per content type (``UWSGICACHE_EDGE``). A route
+line in the ini answers later GETs for that URI from the cache (reference §4.1); see
+:func:`route_line` and ``deploy/uwsgi.ini``.
+
+uWSGI's ``cache`` action sends only the body, ``Content-Type`` (from the route line),
+``Content-Length`` and ``Expires``, to anyone, for any method (hence ``route-if`` on
+GET). So only responses that are the same for everyone and lose nothing without their
+other headers go there; anything else stays in the normal cache.
+
+Edge entries expire by uWSGI's own expiry (the ``expires`` given to ``cache_update``),
+which needs a master and runs every ``cache-expire-freq`` seconds: an edge entry can be
+served up to that long after its timeout. When the edge cannot work (no routing in the
+uWSGI build, no master, an edge cache with ``purge_lru`` or ``no_expire``, not under
+uWSGI) it is off, a warning says why, and ``edge=True`` views are cached the normal way.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from flask import Response
+
+from .logs import RateLimitedLog, logger
+from .responses import is_cacheable
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+DEFAULT_EDGE = {"text/html; charset=utf-8": "edge"}
+# Headers the route cannot send that a client can do without: validators and caching
+# hints. Any other header (Content-Encoding, Location, security headers...) would be
+# lost at the edge, so a response that has one is not put there.
+_DROPPABLE = frozenset(
+    ("content-type", "content-length", "date", "etag", "last-modified", "expires",
+     "cache-control")
+)  # fmt: skip
+
+
+def routing_supported() -> bool:
+    """True if this uWSGI was built with internal routing (it needs PCRE at build time).
+
+    The monolithic binary exports its symbols, and ``uwsgi_apply_routes`` exists only in
+    routing builds (reference §4.1).
+    """
+    return hasattr(ctypes.CDLL(None), "uwsgi_apply_routes")
+
+
+def route_line(content_type: str, name: str) -> str:
+    """The ini line that serves edge cache ``name`` as ``content_type``."""
+    return (
+        f"route-if = equal:${{REQUEST_METHOD}};GET cache:key=${{REQUEST_URI}},"
+        f"name={name},content_type={content_type}"
+    )
+
+
+def parse_config(value: Any) -> dict[str, str]:
+    """``UWSGICACHE_EDGE`` as ``{content type: cache name}``; ``ValueError`` if wrong."""
+    if value is None:
+        return dict(DEFAULT_EDGE)
+    if not isinstance(value, Mapping) or not all(
+        isinstance(key, str) and isinstance(name, str) and name and "@" not in name
+        for key, name in value.items()
+    ):
+        raise ValueError(
+            f"UWSGICACHE_EDGE is {value!r}; set it to a dict of content type to local "
+            f"cache2 name, for example {DEFAULT_EDGE!r}."
+        )
+    return {key.lower(): name for key, name in value.items()}
+
+
+class Edge:
+    """The edge caches of one app; ``reason`` says why the edge is off (``None``: on)."""
+
+    def __init__(
+        self, caches: Mapping[str, str], reason: str | None, log: RateLimitedLog
+    ) -> None:
+        #: ``{content type: cache name}`` of the caches the edge writes to.
+        self.caches = dict(caches)
+        self.reason = reason
+        self.log = log
+        self._told = False
+
+    def describe(self) -> dict[str, Any]:
+        """For ``stats()``: whether the edge is on, why not, and its caches."""
+        return {"on": self.reason is None, "reason": self.reason, "caches": self.caches}
+
+    def store(self, environ: WSGIEnvironment, response: Response, timeout: float) -> bool:
+        """Put ``response`` at the edge for this request's URI for ``timeout`` seconds
+        (0: never expires). False, with a log line saying why, when it does not go
+        there; the caller has cached it the normal way anyway."""
+        if self.reason is not None:
+            if not self._told:  # once per process: every edge miss would say it again
+                self._told = True
+                logger.warning(
+                    "flask-uwsgicache: edge=True views are cached the normal way: %s",
+                    self.reason,
+                )
+            return False
+        if environ.get("REQUEST_METHOD") != "GET" or "HTTP_AUTHORIZATION" in environ:
+            return False  # the route serves GETs; answers to credentials are not shared
+        why = self._refusal(response)
+        uri = environ.get("REQUEST_URI")
+        if why is None and not uri:
+            why = "the server gave no REQUEST_URI"
+        name = self.caches.get((response.content_type or "").lower())
+        if why is None and name is None:
+            why = (
+                f"no edge cache for Content-Type {response.content_type!r}: add it to "
+                f"UWSGICACHE_EDGE, with a cache2 line and "
+                f"'{route_line(response.content_type or 'TYPE', 'NAME')}'"
+            )
+        if why is not None or name is None or not uri:
+            self.log.warning("EdgeSkipped", f"flask-uwsgicache: not put at the edge: {why}")
+            return False
+        import uwsgi
+
+        ttl = math.ceil(timeout) if timeout > 0 else 0
+        if uwsgi.cache_update(uri, response.get_data(), ttl, name) is None:
+            self.log.warning(
+                "EdgeRefused",
+                f"flask-uwsgicache: edge cache {name!r} refused {uri[:80]!r} "
+                f"({len(response.get_data())} bytes): larger than blocksize, URI longer "
+                f"than keysize, or the cache is full",
+            )
+            return False
+        return True
+
+    @staticmethod
+    def _refusal(response: Response) -> str | None:
+        if response.status_code != 200 or not is_cacheable(response):
+            return "not a 200 response that is the same for everyone"
+        if "Vary" in response.headers:
+            return "it varies on request headers, which the route does not look at"
+        for header, _value in response.headers.to_wsgi_list():
+            if header.lower() not in _DROPPABLE:
+                return f"the route cannot send its {header} header"
+        if "no-cache" in response.headers.get("Cache-Control", "").lower():
+            return "Cache-Control: no-cache asks for revalidation"
+        if not response.get_data():
+            return "uWSGI cannot store an empty body"
+        return None
+
+    def delete(self, path: str) -> int:
+        """Delete every edge entry for ``path`` (any query string); how many went."""
+        if self.reason is not None:
+            return 0
+        import uwsgi
+
+        deleted = 0
+        for name in set(self.caches.values()):
+            for key in uwsgi.cache_keys(name):
+                uri_path = key.split(b"?", 1)[0].decode("utf-8", "replace")
+                if (uri_path == path or unquote(uri_path) == path) and uwsgi.cache_del(
+                    key, name
+                ):
+                    deleted += 1
+        return deleted
+
+    def clear(self) -> None:
+        """Empty every edge cache."""
+        if self.reason is not None:
+            return
+        import uwsgi
+
+        for name in set(self.caches.values()):
+            uwsgi.cache_clear(name)
+
+
+def build_edge(config: Mapping[str, Any], log: RateLimitedLog) -> Edge:
+    """The app's edge from ``UWSGICACHE_EDGE``; on only when uWSGI can serve it.
+
+    Logs a warning at start when an edge cache exists but the edge cannot work; stays
+    quiet when no edge cache is configured (the app may not use the edge at all).
+    """
+    caches = parse_config(config.get("UWSGICACHE_EDGE"))
+    try:
+        import uwsgi
+    except ImportError:
+        return Edge(caches, "the app does not run under uWSGI", log)
+    present: dict[str, str] = {}
+    for content_type, name in caches.items():
+        try:
+            uwsgi.cache_keys(name)  # ValueError: no such cache (reference §3)
+        except ValueError:
+            continue
+        present[content_type] = name
+    if not present:
+        example = next(iter(caches.items()), next(iter(DEFAULT_EDGE.items())))
+        return Edge(
+            caches,
+            f"uWSGI has none of the edge caches {sorted(set(caches.values()))} "
+            f"(UWSGICACHE_EDGE); add 'cache2 = name={example[1]},items=1000,"
+            f"blocksize=65536,keysize=512' and '{route_line(*example)}'",
+            log,
+        )
+    reason = _cannot_serve(present)
+    if reason is not None:
+        logger.warning("flask-uwsgicache: the edge is off: %s", reason)
+    return Edge(present, reason, log)
+
+
+def _cannot_serve(caches: Mapping[str, str]) -> str | None:
+    import uwsgi
+
+    from .backends.uwsgi import find_options
+
+    if not routing_supported():
+        return (
+            "this uWSGI was built without internal routing, so no route can serve the "
+            "edge. Install libpcre2-dev (Debian) and reinstall with 'pip install "
+            "--no-cache-dir uwsgi'; its startup log must not say 'no internal routing "
+            "support'"
+        )
+    if not uwsgi.opt.get("master") or uwsgi.opt.get("cache-no-expire"):
+        return (
+            "uWSGI expires cache items only in its master's sweeper (reference §1.4), so "
+            "edge entries would never expire: set 'master = true' (and no "
+            "cache-no-expire)"
+        )
+    for name in caches.values():
+        options = find_options(name)  # None when uWSGI does not show the line
+        if options is not None and (options.purge_lru or options.no_expire):
+            return (
+                f"edge cache {name!r} has purge_lru or no_expire, with which uWSGI "
+                f"ignores expiry (reference §1.4): remove them from its cache2 line"
+            )
+    return None

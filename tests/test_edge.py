@@ -1,0 +1,211 @@
+"""The edge: cached(edge=True) responses served by uWSGI's routing without Python.
+
+End to end on deploy/uwsgi-edge.ini (the example app, 4 workers, the route lines), and
+on a uWSGI built without routing; the policy (what may go to the edge) on the memory
+backend, where the edge is off.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask, Response, jsonify
+
+from flask_uwsgicache import UWSGICache
+from flask_uwsgicache.edge import Edge, parse_config, route_line
+from flask_uwsgicache.logs import RateLimitedLog
+
+Start = Callable[..., Any]
+Lines = Callable[[], list[str]]
+LOCAL = {"UWSGICACHE_LOCAL": "1"}
+HTML = "text/html; charset=utf-8"
+
+
+def deploy_args(ini: str, *extra: str) -> list[str]:
+    pidfile = os.path.join(tempfile.gettempdir(), "flask-uwsgicache-edge-{port}.pid")
+    return ["--ini", ini, "--venv", sys.prefix, "--pidfile", pidfile, *extra]
+
+
+def fetch(url: str, method: str = "GET") -> tuple[int, str, bytes]:
+    """``(status, Content-Type, body)`` of one request."""
+    request = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.headers["Content-Type"], response.read()
+
+
+def python_requests(server: Any) -> int:
+    """The example app's count of requests that reached Python (this one included)."""
+    count: int = server.json("/stats")["python_requests"]
+    return count
+
+
+@pytest.mark.launches_uwsgi
+def test_edge_hits_never_reach_python(start_uwsgi: Start) -> None:
+    server = start_uwsgi(deploy_args("deploy/uwsgi-edge.ini"), LOCAL)
+    assert server.json("/stats")["stats"]["edge"]["on"] is True  # a routing build
+    first = fetch(server.url + "/news")
+    before = python_requests(server)
+    answers = [fetch(server.url + "/news") for _ in range(50)]
+    answers += [fetch(server.url + "/news?b=2&a=1") for _ in range(2)]
+    assert python_requests(server) == before + 1 + 1  # this read, and ?b=2&a=1 once
+    assert {answer for answer in answers[:50]} == {first}
+    assert first[:2] == (200, HTML)
+    # The JSON view is served with its own content type from its own edge cache.
+    fetch(server.url + "/api/clock")
+    status, content_type, _body = fetch(server.url + "/api/clock")
+    assert (status, content_type) == (200, "application/json")
+    # HEAD and POST are not answered by the route: Flask answers them.
+    before = python_requests(server)
+    fetch(server.url + "/news", "HEAD")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        fetch(server.url + "/news", "POST")
+    assert error.value.code == 405
+    error.value.close()
+    assert python_requests(server) == before + 3
+
+
+@pytest.mark.launches_uwsgi
+def test_delete_edge_makes_the_next_request_run_the_view(start_uwsgi: Start) -> None:
+    server = start_uwsgi(deploy_args("deploy/uwsgi-edge.ini"), LOCAL)
+    first = fetch(server.url + "/news")[2]
+    assert fetch(server.url + "/news")[2] == first
+    assert server.json("/news/refresh", "POST")["deleted"] is True
+    before = python_requests(server)
+    second = fetch(server.url + "/news")[2]
+    assert second != first and b"render number 2" in second
+    assert python_requests(server) == before + 2
+    assert fetch(server.url + "/news")[2] == second  # back at the edge
+    assert python_requests(server) == before + 3
+
+
+@pytest.mark.launches_uwsgi
+def test_edge_entries_expire(start_uwsgi: Start) -> None:
+    server = start_uwsgi(deploy_args("deploy/uwsgi-edge.ini"), LOCAL)
+    first = fetch(server.url + "/api/clock")[2]  # cached for 2 s
+    assert fetch(server.url + "/api/clock")[2] == first
+    # uWSGI's sweeper runs every cache-expire-freq (1 s here) and has 1 s resolution.
+    deadline = time.monotonic() + 8
+    while fetch(server.url + "/api/clock")[2] == first:
+        assert time.monotonic() < deadline, "the edge entry did not expire"
+        time.sleep(0.2)
+
+
+@pytest.mark.launches_uwsgi
+def test_without_routing_the_view_is_cached_the_normal_way(
+    start_uwsgi: Start, uwsgi_without_routing: str
+) -> None:
+    # deploy/uwsgi.ini (no route lines: strict mode would refuse them) plus an edge cache.
+    args = deploy_args("deploy/uwsgi.ini", "--cache2", "name=edge,items=10,keysize=512")
+    server = start_uwsgi(args, LOCAL, binary=uwsgi_without_routing)
+    edge = server.json("/stats")["stats"]["edge"]
+    assert edge["on"] is False and "without internal routing" in edge["reason"]
+    bodies = {fetch(server.url + "/news")[2] for _ in range(5)}
+    assert len(bodies) == 1
+    assert server.json("/stats")["news_renders"] == 1
+    assert server.stop() == 0
+    assert "no internal routing support" in server.output
+    assert "the edge is off: this uWSGI was built without internal routing" in server.output
+
+
+# -- policy, on the memory backend (the edge is off outside uWSGI) ----------------------
+
+
+def test_edge_is_off_outside_uwsgi_and_views_are_cached_normally(
+    app: Flask, log_lines: Lines
+) -> None:
+    ext = UWSGICache()  # acts on the current app's cache
+    runs: list[int] = []
+
+    @app.route("/edgy")
+    @ext.cached(timeout=60, edge=True)
+    def edgy() -> str:
+        runs.append(1)
+        return "same for everyone"
+
+    client = app.test_client()
+    assert client.get("/edgy").text == client.get("/edgy").text == "same for everyone"
+    assert runs == [1]
+    assert ext.stats()["edge"]["on"] is False
+    assert any("edge=True views are cached the normal way" in line for line in log_lines())
+
+
+def test_edge_refuses_per_request_options() -> None:
+    with pytest.raises(ValueError, match="edge=True"):
+        UWSGICache().cached(edge=True, unless=lambda: False)
+    with pytest.raises(ValueError, match="edge=True"):
+        UWSGICache().cached(edge=True, key_prefix="fixed")
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda: Response("x", status=201), "not a 200"),
+        (lambda: with_header("Set-Cookie", "a=b"), "same for everyone"),
+        (lambda: with_header("Vary", "Accept-Language"), "varies"),
+        (lambda: with_header("Content-Security-Policy", "default-src 'self'"), "header"),
+        (lambda: with_header("Cache-Control", "no-cache"), "revalidation"),
+        (lambda: Response(b"", content_type=HTML), "empty"),
+        (lambda: jsonify(a=1), "no edge cache for Content-Type"),
+    ],
+    ids=["status", "cookie", "vary", "other header", "no-cache", "empty", "type"],
+)
+def test_only_what_is_the_same_for_everyone_goes_to_the_edge(
+    app: Flask, log_lines: Lines, make: Callable[[], Response], why: str
+) -> None:
+    edge = Edge({HTML: "edge"}, None, RateLimitedLog())
+    environ = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/page"}
+    assert edge.store(environ, make(), 60) is False
+    assert any(why in line for line in log_lines()), log_lines()
+
+
+def with_header(name: str, value: str) -> Response:
+    response = Response("body", content_type=HTML)
+    response.headers[name] = value
+    return response
+
+
+def test_requests_with_credentials_or_other_methods_never_go_to_the_edge() -> None:
+    edge = Edge({HTML: "edge"}, None, RateLimitedLog())
+    response = Response("body", content_type=HTML)
+    for environ in (
+        {"REQUEST_METHOD": "HEAD", "REQUEST_URI": "/page"},
+        {"REQUEST_METHOD": "GET", "REQUEST_URI": "/page", "HTTP_AUTHORIZATION": "x"},
+    ):
+        assert edge.store(environ, response, 60) is False
+
+
+def test_delete_edge_removes_the_view_entries_of_a_path(app: Flask) -> None:
+    ext = UWSGICache()  # acts on the current app's cache
+    cache = app.extensions["uwsgicache"]
+
+    @app.route("/p")
+    @ext.cached(timeout=60, edge=True)
+    def page() -> str:
+        return "page"
+
+    for key in ("view//p", "view//p?a=1", "view//p?b=2", "view//pp", "other"):
+        cache.set(key, "x")
+    assert ext.delete_edge("/p") is True
+    assert [
+        key for key in ("view//p", "view//p?a=1", "view//p?b=2") if cache.has(key)
+    ] == []
+    assert cache.has("view//pp") and cache.has("other")
+    assert ext.delete_edge("/p") is False
+
+
+def test_edge_config_is_checked() -> None:
+    assert parse_config({"Application/JSON": "edge_json"}) == {
+        "application/json": "edge_json"
+    }
+    for bad in ("edge", {"text/html": "a@127.0.0.1:1"}, {"text/html": ""}):
+        with pytest.raises(ValueError, match="UWSGICACHE_EDGE"):
+            parse_config(bad)
+    assert route_line(HTML, "edge").startswith("route-if = equal:${REQUEST_METHOD};GET")
