@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 from flask_caching import Cache
@@ -26,28 +28,18 @@ def hello() -> str:
     return "hello"
 
 
-@application.route("/slow")
-def slow() -> str:
+def slow_page() -> str:
     time.sleep(0.005)
     return PAGE
 
 
-@application.route("/cached")
-@ours.cached(timeout=3600)
-def cached() -> str:
-    time.sleep(0.005)
-    return PAGE
+def serve(path: str, decorator: Callable[[Callable[[], str]], Any] | None = None) -> None:
+    """Serve the 5 ms page at ``path``, through ``decorator`` when given."""
+    view = slow_page if decorator is None else decorator(slow_page)
+    application.add_url_rule(path, path.strip("/"), view)
 
 
-@application.route("/edge")
-@ours.cached(timeout=3600, edge=True)
-def edge() -> str:
-    time.sleep(0.005)
-    return PAGE
-
-
-@application.route("/flask-caching")
-@flask_caching.cached(timeout=3600)
-def flask_caching_cached() -> str:
-    time.sleep(0.005)
-    return PAGE
+serve("/slow")
+serve("/cached", ours.cached(timeout=3600))
+serve("/edge", ours.cached(timeout=3600, edge=True))
+serve("/flask-caching", flask_caching.cached(timeout=3600))

@@ -37,6 +37,7 @@ INDEX = """<!doctype html>
   <li><a href="/news">/news</a> and <a href="/api/clock">/api/clock</a>: edge-cached
       (<code>edge=True</code>): with deploy/uwsgi-edge.ini uWSGI answers them from its
       cache without calling Python; <code>POST /news/refresh</code> invalidates</li>
+  <li><code>POST /clear</code>: empties the cache, the edge caches included</li>
   <li><a href="/stats">/stats</a>: the cache's limits, entries, per-view hits, and how
       many requests reached Python</li>
 </ul>
@@ -151,6 +152,10 @@ def create_app() -> Flask:
     @app.post("/news/refresh")
     def refresh_news() -> ResponseReturnValue:
         return jsonify(deleted=cache.delete_edge("/news"), pid=os.getpid())
+
+    @app.post("/clear")
+    def clear() -> ResponseReturnValue:
+        return jsonify(cleared=cache.clear(), pid=os.getpid())
 
     @app.route("/api/clock")
     @cache.cached(timeout=2, edge=True)

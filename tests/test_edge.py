@@ -73,7 +73,7 @@ def test_edge_hits_never_reach_python(start_uwsgi: Start) -> None:
 
 
 @pytest.mark.launches_uwsgi
-def test_delete_edge_makes_the_next_request_run_the_view(start_uwsgi: Start) -> None:
+def test_delete_edge_and_clear_make_the_next_request_run_it(start_uwsgi: Start) -> None:
     server = start_uwsgi(deploy_args("deploy/uwsgi-edge.ini"), LOCAL)
     first = fetch(server.url + "/news")[2]
     assert fetch(server.url + "/news")[2] == first
@@ -84,6 +84,11 @@ def test_delete_edge_makes_the_next_request_run_the_view(start_uwsgi: Start) -> 
     assert python_requests(server) == before + 2
     assert fetch(server.url + "/news")[2] == second  # back at the edge
     assert python_requests(server) == before + 3
+    # clear() empties the edge too (and the app's counters with the rest of the cache).
+    assert server.json("/clear", "POST")["cleared"] is True
+    before = python_requests(server)
+    assert b"render number 1" in fetch(server.url + "/news")[2]
+    assert python_requests(server) == before + 2
 
 
 @pytest.mark.launches_uwsgi
