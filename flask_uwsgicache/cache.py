@@ -437,15 +437,21 @@ class BoundCache:
         )
         return flight.run(flight.plan(self, key, options), compute).value
 
-    def stats(self) -> dict[str, Any]:
-        """The cache's configuration, limits and number of entries under this prefix."""
+    def describe(self) -> dict[str, Any]:
+        """The cache's configuration and limits (no calls to the cache)."""
         return {
             **self.backend.describe(),
             "key_prefix": self.key_prefix,
             "serializer": self.envelope.serializer.name,
             "signed": self.envelope.secret is not None,
             "default_timeout": self.default_timeout,
+            "edge": self.edge.describe(),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """:meth:`describe`, the number of entries under this prefix, per-view counts."""
+        return {
+            **self.describe(),
             "entries": len(self._own_keys()),
             "views": self.view_stats.totals(self),
-            "edge": self.edge.describe(),
         }

@@ -220,7 +220,7 @@ def _cannot_serve(caches: Mapping[str, str]) -> str | None:
         )
     if not uwsgi.opt.get("master") or uwsgi.opt.get("cache-no-expire"):
         return (
-            "uWSGI expires cache items only in its master's sweeper (reference §1.4), so "
+            "uWSGI expires cache items only in its master's sweeper, so "
             "edge entries would never expire: set 'master = true' (and no "
             "cache-no-expire)"
         )
@@ -229,6 +229,6 @@ def _cannot_serve(caches: Mapping[str, str]) -> str | None:
         if options is not None and (options.purge_lru or options.no_expire):
             return (
                 f"edge cache {name!r} has purge_lru or no_expire, with which uWSGI "
-                f"ignores expiry (reference §1.4): remove them from its cache2 line"
+                f"ignores expiry: remove them from its cache2 line"
             )
     return None

@@ -121,6 +121,9 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
         app.extensions[EXTENSION_KEY] = build_cache(app.config)
         app.jinja_env.add_extension(CacheExtension)
         fastpath.install(app)
+        from .cli import group  # here: the CLI modules import this one
+
+        app.cli.add_command(group)
 
     @property
     def cache(self) -> BoundCache:

@@ -42,7 +42,7 @@ STRINGS = {
     "sync": ("sync",),
     "udp": ("udp", "udp_servers", "udp_server", "udpservers", "udpserver"),
 }
-_CANONICAL = {
+CANONICAL = {
     alias: name
     for table in (NUMBERS, FLAGS, STRINGS)
     for name, aliases in table.items()
@@ -81,6 +81,11 @@ class Cache2Options:
         return self.blocksize * self.blocks if self.bitmap else self.blocksize
 
 
+def ini_hint(name: str) -> str:
+    """The ini line that creates cache ``name``, for messages that suggest one."""
+    return f"cache2 = name={name},items=1000,blocksize=65536,keysize=250"
+
+
 def split(text: str) -> list[tuple[str, str | None]]:
     """Split like ``uwsgi_kvlist_parse``: ``,`` between items, ``\\`` escapes.
 
@@ -115,12 +120,12 @@ def _strict_number(key: str, value: str) -> int:
         raise ValueError(
             f"cache2 option {key}={value!r} is not a plain number of bytes or items: "
             f"uWSGI reads it with strtoul and takes only the leading digits "
-            f"({_loose_number(value)}), with no unit suffixes. Write the full number."
+            f"({loose_number(value)}), with no unit suffixes. Write the full number."
         )
     return int(value)
 
 
-def _loose_number(value: str) -> int:
+def loose_number(value: str) -> int:
     match = _LEADING_DIGITS.match(value)
     return int(match.group(1)) if match and match.group(1) else 0
 
@@ -129,15 +134,15 @@ def parse(text: str, *, strict: bool = False) -> Cache2Options:
     """Parse a cache2 option string; see the module docstring for ``strict``."""
     found: dict[str, str | None] = {}
     for key, value in split(text):
-        canonical = _CANONICAL.get(key)
+        canonical = CANONICAL.get(key)
         if canonical is None:
             if strict:
                 hint = key.replace("-", "_")
-                known = f" (did you mean {hint}?)" if hint in _CANONICAL else ""
+                known = f" (did you mean {hint}?)" if hint in CANONICAL else ""
                 raise ValueError(
                     f"unknown cache2 option {key!r}{known}: uWSGI ignores unknown "
                     f"options without a warning. Known options: "
-                    f"{', '.join(sorted(_CANONICAL))}."
+                    f"{', '.join(sorted(CANONICAL))}."
                 )
             continue
         if value is None:
@@ -153,7 +158,7 @@ def parse(text: str, *, strict: bool = False) -> Cache2Options:
                 f"for presence only. Leave the option out to turn it off."
             )
         found[canonical] = value
-    number = _strict_number if strict else (lambda _key, value: _loose_number(value))
+    number = _strict_number if strict else (lambda _key, value: loose_number(value))
     values: dict[str, object] = {}
     for name in ("items", "blocksize", "blocks", "keysize"):
         text_value = found.get(name)

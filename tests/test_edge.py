@@ -70,6 +70,9 @@ def test_edge_hits_never_reach_python(start_uwsgi: Start) -> None:
     assert error.value.code == 405
     error.value.close()
     assert python_requests(server) == before + 3
+    # The app's cache2 line is the last one, so the app knows its limits (#1374).
+    server.stop()
+    assert "Cannot read the cache2 options" not in server.output
 
 
 @pytest.mark.launches_uwsgi

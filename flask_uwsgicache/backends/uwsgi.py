@@ -23,11 +23,6 @@ from .base import Backend, full_message
 logger = logging.getLogger("flask_uwsgicache")
 
 
-def ini_hint(name: str) -> str:
-    """The ini line that creates cache ``name``, for error messages."""
-    return f"cache2 = name={name},items=1000,blocksize=65536,keysize=250"
-
-
 def find_options(name: str) -> cache2.Cache2Options | None:
     """The cache2 line of cache ``name`` as uWSGI was started with it, if it can be read.
 
@@ -71,8 +66,9 @@ class UWSGIBackend(Backend):
         except ValueError:
             raise ValueError(
                 f"uWSGI has no cache named {cache_name!r} (UWSGICACHE_NAME). Add this "
-                f"line to the [uwsgi] section of your ini: {ini_hint(cache_name)} , or "
-                f"set UWSGICACHE_NAME to an existing cache."
+                f"line to the [uwsgi] section of your ini: "
+                f"{cache2.ini_hint(cache_name)} , or set UWSGICACHE_NAME to an existing "
+                f"cache."
             ) from None
         self.cache_name = cache_name
         self._full_until = 0.0

@@ -1,0 +1,371 @@
+"""``flask uwsgicache doctor``: what uWSGI will really do with an ini's cache2 lines.
+
+uWSGI reads cache2 lines loosely (reference/uwsgi-cache2.md §1.1): unknown and dashed
+options are ignored, flags count by presence (``purge_lru=0`` turns LRU on), numbers
+stop at the first non-digit (``blocksize=64k`` is 64 bytes), and only ``items - 1``
+slots are usable. The doctor explains each cache (capacity, memory, largest value, keys,
+expiry, counters) and reports problems: *errors* (uWSGI will not start, or the app
+cannot work) and *warnings* (it runs, but not as the line reads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from . import options as cache2
+from .cache import DIGEST_CHARS, HASH_MARK
+from .edge import parse_config
+from .envelope import MAC_SIZE, TRAILER_SIZE
+from .ini import IniOption, last, read_ini
+
+ERROR, WARNING = "error", "warning"
+_OFF = ("0", "false", "no", "off")
+_HASHES = ("djb33x", "murmur2")
+# Per slot, uWSGI keeps 11 uint64 fields plus the key (struct uwsgi_cache_item).
+_SLOT_OVERHEAD = 88
+_ROUTE_CACHE = re.compile(r"\bcache(?:-continue)?:(?P<args>\S.*)")
+
+
+@dataclasses.dataclass
+class Section:
+    """What the doctor says about one cache, or about the whole instance."""
+
+    title: str
+    facts: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def fact(self, label: str, text: str) -> None:
+        self.facts.append((label, text))
+
+    def problem(self, level: str, text: str) -> None:
+        self.problems.append((level, text))
+
+
+@dataclasses.dataclass
+class Report:
+    """Every section; ``exit_code`` is 1 when there is an error, else 0."""
+
+    sections: list[Section]
+
+    def count(self, level: str) -> int:
+        return sum(
+            1 for s in self.sections for found, _text in s.problems if found == level
+        )
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.count(ERROR) else 0
+
+    def render(self) -> str:
+        lines: list[str] = []
+        for section in self.sections:
+            lines.append(section.title)
+            lines += [f"  {label:<14} {text}" for label, text in section.facts]
+            lines += [f"  {level.upper()}: {text}" for level, text in section.problems]
+            lines.append("")
+        lines.append(f"{self.count(ERROR)} error(s), {self.count(WARNING)} warning(s)")
+        return "\n".join(lines) + "\n"
+
+
+def _on(options: list[IniOption], key: str) -> bool:
+    value = last(options, key)
+    return value is not None and value.lower() not in _OFF
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def _check_line(line: str, section: Section) -> None:
+    """The options uWSGI would misread or ignore, one problem each."""
+    for key, value in cache2.split(line):
+        canonical = cache2.CANONICAL.get(key)
+        if canonical is None:
+            hint = key.replace("-", "_")
+            meant = f" (did you mean {hint}?)" if hint in cache2.CANONICAL else ""
+            section.problem(
+                WARNING, f"{key!r} is not a cache2 option{meant}: uWSGI ignores it"
+            )
+        elif value is None:
+            section.problem(
+                WARNING, f"{key!r} has no '=': uWSGI ignores bare words; write {key}=1"
+            )
+        elif canonical in cache2.FLAGS and value.lower() in _OFF:
+            section.problem(
+                WARNING,
+                f"{key}={value} turns {canonical} ON: uWSGI checks flags for presence "
+                f"only; leave the option out to turn it off",
+            )
+        elif canonical in cache2.NUMBERS and not value.strip().isdigit():
+            read = cache2.loose_number(value)
+            section.problem(
+                ERROR,
+                f"{key}={value} is read as {read} (uWSGI takes the leading digits, no "
+                f"unit suffixes): write the number in full, e.g. blocksize=65536",
+            )
+
+
+def explain_cache(line: str, where: str, instance: list[IniOption]) -> Section:
+    """The section for one cache2 line."""
+    parsed = cache2.parse(line)
+    section = Section(f"cache {parsed.name!r} ({where}): {line}")
+    _check_line(line, section)
+    raw = parsed.raw
+    if not raw.get("name"):
+        section.problem(ERROR, "no name=: uWSGI exits ('you have to specify a cache name')")
+    if parsed.items < 2:
+        section.problem(
+            ERROR,
+            f"items={parsed.items}: uWSGI exits without items and slot 0 is reserved; "
+            f"set items to the entries you need plus one",
+        )
+    if parsed.blocks < parsed.items:
+        section.problem(
+            ERROR, "blocks below items: uWSGI exits ('invalid number of cache blocks')"
+        )
+    if not 1 <= parsed.keysize < 65536:
+        section.problem(ERROR, f"keysize={parsed.keysize}: it must be 1 to 65535")
+    if raw.get("hash", "djb33x") not in _HASHES:
+        section.problem(ERROR, f"hash={raw['hash']}: use djb33x (the default) or murmur2")
+    hashsize = cache2.loose_number(raw["hashsize"]) if "hashsize" in raw else 65536
+    if raw.get("sync") and hashsize != 65536:
+        section.problem(
+            ERROR, "sync= with hashsize other than 65536 crashes uWSGI at start"
+        )
+    if any(level == ERROR for level, _text in section.problems):
+        return section  # uWSGI will not start with this line: nothing more to explain
+
+    section.fact(
+        "usable items", f"{parsed.usable_items} (items={parsed.items}; slot 0 is reserved)"
+    )
+    memory = (
+        parsed.items * (_SLOT_OVERHEAD + parsed.keysize)
+        + parsed.blocks * parsed.blocksize
+        + (parsed.blocks + 7) // 8 * parsed.bitmap
+        + hashsize * 8
+    )
+    section.fact(
+        "memory",
+        f"about {_size(memory)}: {parsed.items} slots x (88 + keysize) bytes, "
+        f"{parsed.blocks} blocks x {parsed.blocksize} bytes, {hashsize} hash buckets",
+    )
+    overhead = TRAILER_SIZE + MAC_SIZE
+    if parsed.max_value_size <= overhead:
+        section.problem(
+            ERROR,
+            f"values may be {parsed.max_value_size} bytes, and an entry alone takes "
+            f"{TRAILER_SIZE} ({overhead} signed): every write is refused (as in "
+            f"unbit/uwsgi#1881); raise blocksize",
+        )
+    elif parsed.max_value_size < 1024:
+        section.problem(
+            WARNING,
+            f"values over {parsed.max_value_size - overhead} bytes (signed) are refused: "
+            f"is blocksize={parsed.blocksize} meant?",
+        )
+    section.fact(
+        "largest value",
+        f"{parsed.max_value_size} bytes "
+        + ("(blocksize x blocks, bitmap)" if parsed.bitmap else "(one block, no bitmap)")
+        + f"; an entry adds {TRAILER_SIZE} bytes ({overhead} signed)",
+    )
+    section.fact(
+        "keys",
+        f"up to {parsed.keysize} bytes; longer keys are hashed to fit (a readable head, "
+        f"byte 0x{HASH_MARK.hex().upper()} and a {DIGEST_CHARS}-character digest)",
+    )
+    if parsed.keysize < 32:
+        section.problem(
+            WARNING,
+            f"keysize={parsed.keysize} leaves little room: most keys will be hashed and "
+            f"unreadable in uWSGI's tools (the app still works)",
+        )
+    section.fact("expiry", _expiry(parsed, instance, section))
+    if parsed.bitmap:
+        section.fact(
+            "counters",
+            "bitmap: uWSGI's cache_inc does not count here; the package's "
+            "inc/dec do (under uWSGI's lock). Do not use cacheinc routes on it",
+        )
+    else:
+        section.fact("counters", "exact with the package's inc/dec")
+    if parsed.bitmap and raw.get("store"):
+        section.problem(
+            WARNING,
+            "bitmap with store=: after a restart uWSGI does not rebuild the block bitmap "
+            "and new items overwrite restored ones; drop bitmap or store",
+        )
+    for option in ("udp", "node", "sync"):
+        if raw.get(option):
+            section.problem(
+                WARNING,
+                f"{option}= replication is unauthenticated and lossy (no deletes, values "
+                f"over 64 KiB truncated): entries are signed, keep it on a trusted net",
+            )
+    if "clear_on_full" in raw:
+        section.problem(WARNING, "clear_on_full: a full cache drops every entry at once")
+    return section
+
+
+def _expiry(
+    parsed: cache2.Cache2Options, instance: list[IniOption], section: Section
+) -> str:
+    exact = "the package reads expired entries as misses either way"
+    if parsed.purge_lru:
+        return (
+            f"purge_lru: uWSGI ignores expiry and evicts the least recently used; {exact}"
+        )
+    if parsed.lazy_expire:
+        several = int(last(instance, "processes", last(instance, "workers", "1")) or 1) > 1
+        if several and last(instance, "lock-engine") != "ipcsem":
+            section.problem(
+                WARNING,
+                "lazy_expire with several processes on the default lock engine can "
+                "corrupt the cache: remove it or set lock-engine = ipcsem",
+            )
+        return f"lazy_expire: an expired item is deleted when a lookup meets it; {exact}"
+    if parsed.no_expire or _on(instance, "cache-no-expire"):
+        return (
+            f"no sweeper (no_expire / cache-no-expire): slots free only when full; {exact}"
+        )
+    if not _on(instance, "master"):
+        section.problem(
+            WARNING,
+            "no master: uWSGI never frees expired items (the package sweeps when the "
+            "cache is full); set master = true",
+        )
+        return f"none in uWSGI (no master); {exact}"
+    freq = last(instance, "cache-expire-freq", "3")
+    return f"the master's sweeper frees expired items every {freq} s; {exact}"
+
+
+def _routes(instance: list[IniOption]) -> dict[str, str]:
+    """``{cache name: route line}`` for every route line with a ``cache`` action."""
+    found: dict[str, str] = {}
+    for option in instance:
+        if not option.key.startswith("route"):
+            continue
+        match = _ROUTE_CACHE.search(option.value)
+        if match:
+            name = dict(
+                (key, value or "") for key, value in cache2.split(match["args"])
+            ).get("name", "")
+            found[name] = option.where
+    return found
+
+
+def _instance(instance: list[IniOption], names: list[str]) -> Section:
+    section = Section("instance")
+    processes = int(last(instance, "processes", last(instance, "workers", "1")) or 1)
+    threads = int(last(instance, "threads", "1") or 1)
+    section.fact("workers", f"{processes} process(es) x {threads} thread(s); master: "
+                 f"{'yes' if _on(instance, 'master') else 'no'}")  # fmt: skip
+    engine = last(instance, "lock-engine")
+    if engine == "ipcsem":
+        section.fact("lock engine", "ipcsem: the kernel releases a dead worker's lock")
+    else:
+        section.fact(
+            "lock engine", f"{engine or 'default (process-shared pthread rwlock)'}"
+        )
+        if processes * threads > 1:
+            section.problem(
+                WARNING,
+                "a worker killed while holding a cache's write lock (harakiri, OOM) "
+                "blocks every cache call forever (unbit/uwsgi#1202); set "
+                "lock-engine = ipcsem",
+            )
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            section.problem(ERROR, f"two caches are named {name!r}: names must be unique")
+        seen.add(name)
+    for name, where in _routes(instance).items():
+        if name not in seen:
+            section.problem(
+                ERROR, f"the route at {where} reads cache {name!r}, which does not exist"
+            )
+    return section
+
+
+def _app(config: Mapping[str, Any], names: list[str], instance: list[IniOption]) -> Section:
+    section = Section("this app")
+    name = config.get("UWSGICACHE_NAME", "default")
+    section.fact(
+        "cache",
+        f"{name!r} (UWSGICACHE_NAME), backend {config.get('UWSGICACHE_BACKEND', 'auto')!r}",
+    )
+    if name not in names:
+        section.problem(
+            ERROR,
+            f"no cache2 line has name={name}: init_app fails under uWSGI; add "
+            f"'{cache2.ini_hint(name)}'",
+        )
+    elif names[-1] != name:
+        section.problem(
+            WARNING,
+            f"the line of {name!r} is not the last cache2 line: uWSGI 2.0 shows only the "
+            f"last one to Python (unbit/uwsgi#1374), so its limits are unknown to the app",
+        )
+    routes = _routes(instance)
+    for content_type, edge in parse_config(config.get("UWSGICACHE_EDGE")).items():
+        if edge in names and edge not in routes:
+            section.problem(
+                WARNING,
+                f"edge cache {edge!r} ({content_type}) has no route line: it is filled "
+                f"but never served",
+            )
+        elif edge in names:
+            section.fact(
+                "edge", f"{edge!r} serves {content_type} (route at {routes[edge]})"
+            )
+    return section
+
+
+def diagnose(instance: list[IniOption], config: Mapping[str, Any] | None = None) -> Report:
+    """The report for an ini's options, and for an app's config when given."""
+    lines = [option for option in instance if option.key == "cache2"]
+    sections = [explain_cache(option.value, option.where, instance) for option in lines]
+    names = [cache2.parse(option.value).name for option in lines]
+    legacy = last(instance, "cache")
+    if legacy is not None:
+        names.insert(0, "default")
+        blocksize = last(instance, "cache-blocksize", "65536")
+        sections.insert(
+            0,
+            explain_cache(
+                f"name=default,items={legacy},blocksize={blocksize}", "--cache", instance
+            ),
+        )
+    top = _instance(instance, names)
+    if not names:
+        top.problem(
+            ERROR,
+            f"no cache2 line: add '{cache2.ini_hint('default')}'",
+        )
+    sections.append(top)
+    if config is not None:
+        sections.append(_app(config, names, instance))
+    return Report(sections)
+
+
+def check(config: Mapping[str, Any], ini: str | None = None) -> Report:
+    """The doctor's report for an app's config, with the ini it is served with if given."""
+    if ini is not None:
+        return diagnose(read_ini(ini), config)
+    section = Section("this app (give --ini FILE to check uWSGI's side as well)")
+    section.fact("cache", f"{config.get('UWSGICACHE_NAME', 'default')!r} (UWSGICACHE_NAME)")
+    for key, parse in (
+        ("UWSGICACHE_MEMORY", lambda value: cache2.parse(str(value), strict=True)),
+        ("UWSGICACHE_EDGE", parse_config),
+    ):
+        try:
+            parse(config.get(key))
+        except ValueError as error:
+            section.problem(ERROR, f"{key}: {error}")
+    return Report([section])

@@ -1,0 +1,41 @@
+"""``flask uwsgicache config``: the app's resolved cache configuration and backend."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Flask
+
+from .extension import DEFAULTS, EXTENSION_KEY
+
+
+def _shown(key: str, value: Any) -> str:
+    text = json.dumps(value, default=repr)
+    if key == "UWSGICACHE_REDIS_URL" and isinstance(value, str):
+        text = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", text)  # no passwords
+    return text
+
+
+def config_report(app: Flask) -> str:
+    """Every ``UWSGICACHE_*`` setting as the app resolved it, then what was built."""
+    lines = [f"app {app.name!r}"]
+    keys = sorted(
+        {*DEFAULTS, *(key for key in app.config if key.startswith("UWSGICACHE_"))}
+    )
+    width = max(map(len, keys))
+    for key in keys:
+        lines.append(f"  {key:<{width}} {_shown(key, app.config.get(key))}")
+    cache = app.extensions.get(EXTENSION_KEY)
+    if cache is None:
+        lines.append("no UWSGICache on this app: call init_app(app)")
+        return "\n".join(lines) + "\n"
+    described = cache.describe()
+    lines.append("built")
+    lines += [f"  {key:<{width}} {json.dumps(value)}" for key, value in described.items()]
+    if described["backend"] == "unavailable":
+        lines.append(
+            "  (the uwsgi backend exists only inside uWSGI; this command runs outside it)"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,146 @@
+"""``flask uwsgicache config | doctor | stats``, through Flask's CLI runner."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from flask import Flask
+
+from flask_uwsgicache import UWSGICache
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def run(make_app: Callable[..., Flask]) -> Run:
+    """``flask uwsgicache ARGS`` on an app with the extension (and ``config``)."""
+
+    def run(*args: str, **config: Any) -> Result:
+        app = make_app(**{"UWSGICACHE_BACKEND": "memory", **config})
+        UWSGICache(app)
+        return app.test_cli_runner().invoke(args=["uwsgicache", *args])
+
+    return run
+
+
+def ini(tmp_path: Path, *lines: str) -> str:
+    path = tmp_path / "uwsgi.ini"
+    path.write_text("[uwsgi]\n" + "\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_config_shows_the_resolved_settings_and_backend(run: Run) -> None:
+    result = run("config", UWSGICACHE_REDIS_URL="redis://user:hunter2@127.0.0.1:6379/0")
+    assert result.exit_code == 0, result.output
+    assert 'UWSGICACHE_BACKEND         "memory"' in result.output
+    assert '"signed": ' not in result.output and "signed" in result.output
+    assert "max_value_size" in result.output
+    assert "hunter2" not in result.output and "user:***@" in result.output
+
+
+def test_the_article_ini_is_healthy(run: Run) -> None:
+    result = run("doctor", "--ini", "deploy/uwsgi.ini")
+    assert result.exit_code == 0, result.output
+    assert "usable items   19 (items=20; slot 0 is reserved)" in result.output
+    assert "bitmap: uWSGI's cache_inc does not count here" in result.output
+    assert "largest value  1310720 bytes" in result.output
+    assert "lock engine    ipcsem" in result.output
+    assert result.output.endswith("0 error(s), 0 warning(s)\n")
+
+
+def test_the_edge_ini_and_its_include(run: Run) -> None:
+    edge = {"text/html; charset=utf-8": "edge", "application/json": "edge_json"}
+    result = run("doctor", "--ini", "deploy/uwsgi-edge.ini", UWSGICACHE_EDGE=edge)
+    assert result.exit_code == 0, result.output
+    assert "cache 'edge_json'" in result.output and "cache 'default'" in result.output
+    assert "'edge' serves text/html; charset=utf-8 (route at" in result.output
+    assert result.output.endswith("0 error(s), 0 warning(s)\n")
+
+
+# (ini lines, text in the output): uWSGI or the app would fail, exit 1
+ERRORS = [
+    (["cache2 = name=c,max-items=100"], "'max-items' is not a cache2 option (did you"),
+    (["cache2 = name=c,items=10,blocksize=64k"], "blocksize=64k is read as 64"),
+    (["cache2 = items=10"], "no name=: uWSGI exits"),
+    (["cache2 = name=c,items=1"], "items=1: uWSGI exits"),
+    (["cache2 = name=c,items=10,blocks=5,bitmap=1"], "blocks below items"),
+    (["cache2 = name=c,items=10", "cache2 = name=c,items=20"], "two caches are named"),
+    (["cache2 = name=c,items=10,keysize=70000"], "keysize=70000"),
+    (["cache2 = name=c,items=10,hash=md5"], "hash=md5"),
+    (["master = true"], "no cache2 line"),
+    (["cache2 = name=c,items=10,blocksize=8"], "every write is refused"),
+    (["cache2 = name=c,items=10", "route = ^/ cache:key=${REQUEST_URI},name=nope"],
+     "reads cache 'nope', which does not exist"),
+]  # fmt: skip
+# (ini lines, text in the output): runs, but not as the line reads; exit 0
+WARNINGS = [
+    (["cache2 = name=c,items=10,purge_lru=0"], "purge_lru=0 turns purge_lru ON"),
+    (["cache2 = name=c,items=10,purge_lru"], "'purge_lru' has no '='"),
+    (["cache2 = name=c,items=10,blocksize=512"], "values over 484 bytes (signed)"),
+    (["processes = 4", "cache2 = name=c,items=10"], "no master: uWSGI never frees"),
+    (["master = true", "processes = 4", "cache2 = name=c,items=10"],
+     "set lock-engine = ipcsem"),
+    (["master = true", "processes = 4", "cache2 = name=c,items=10,lazy_expire=1"],
+     "lazy_expire with several processes"),
+    (["cache2 = name=c,items=10", "cache2 = name=d,items=10"],
+     "the line of 'c' is not the last cache2 line"),
+    (["cache2 = name=c,items=10,bitmap=1,store=/tmp/x"], "bitmap with store="),
+    (["cache2 = name=c,items=10,udp=127.0.0.1:3000"], "unauthenticated"),
+    (["cache2 = name=edge,items=10", "cache2 = name=c,items=10"],
+     "edge cache 'edge' (text/html; charset=utf-8) has no route line"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected", "exit_code"),
+    [(*case, 1) for case in ERRORS] + [(*case, 0) for case in WARNINGS],
+)
+def test_errors_exit_1_with_the_fix_and_warnings_0(
+    run: Run, tmp_path: Path, lines: list[str], expected: str, exit_code: int
+) -> None:
+    result = run("doctor", "--ini", ini(tmp_path, *lines), UWSGICACHE_NAME="c")
+    assert result.exit_code == exit_code, result.output
+    assert expected in result.output
+
+
+def test_the_apps_cache_must_be_in_the_ini(run: Run, tmp_path: Path) -> None:
+    result = run("doctor", "--ini", ini(tmp_path, "cache2 = name=other,items=10"))
+    assert result.exit_code == 1
+    assert "no cache2 line has name=default: init_app fails under uWSGI" in result.output
+
+
+def test_doctor_without_an_ini_checks_the_app_config(run: Run) -> None:
+    assert run("doctor").exit_code == 0
+    # The uwsgi backend outside uWSGI loads without reading UWSGICACHE_MEMORY.
+    result = run("doctor", UWSGICACHE_BACKEND="uwsgi", UWSGICACHE_MEMORY="items=9,lru=0")
+    assert result.exit_code == 1 and "UWSGICACHE_MEMORY: cache2 flag lru=0" in result.output
+
+
+@pytest.mark.launches_uwsgi
+def test_stats_reads_a_running_uwsgi(run: Run, start_uwsgi: Callable[..., Any]) -> None:
+    stats = os.path.join(tempfile.mkdtemp(), "stats.sock")
+    pidfile = os.path.join(tempfile.gettempdir(), "flask-uwsgicache-cli-{port}.pid")
+    server = start_uwsgi(
+        ["--ini", "deploy/uwsgi.ini", "--venv", sys.prefix, "--pidfile", pidfile,
+         "--stats", stats],
+        {"UWSGICACHE_LOCAL": "1"},
+    )  # fmt: skip
+    for _ in range(3):
+        server.json("/slow")
+    result = run("stats", "--stats", stats, "--url", server.url + "/stats")
+    assert result.exit_code == 0, result.output
+    (row,) = [
+        line.split() for line in result.output.splitlines() if line.startswith("default ")
+    ]
+    assert row[1].endswith("/19") and int(row[2]) >= 3  # items/usable, hits
+    (view,) = [line.split() for line in result.output.splitlines() if "slow" in line]
+    assert view[1:] == ["2", "1", "0"]  # hits, misses, refused
+    missing = run("stats", "--stats", stats + ".nothing")
+    assert missing.exit_code == 1 and "cannot read the stats" in missing.output
