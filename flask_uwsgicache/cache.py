@@ -124,16 +124,16 @@ class BoundCache:
                 self.log.warning("InvalidKeyError", f"flask-uwsgicache: {error}")
             return None
 
-    def _expiry(self, timeout: float | None) -> tuple[float, int]:
-        """``(expires_at, ttl)``: the entry's absolute expiry and the backend's backstop."""
+    def _expiry(self, timeout: float | None) -> tuple[float, float]:
+        """``(expires_at, ttl)``: the entry's absolute expiry, and the seconds after which
+        the backend may drop it (each backend rounds up to what its store can do)."""
         if timeout is None:
             timeout = self.default_timeout
         if timeout < 0:
             raise ValueError(f"timeout must be 0 (never) or more seconds, not {timeout}")
         if not timeout:
             return 0.0, 0
-        # uWSGI's expiry has 1 s resolution: one second more so it never ends first.
-        return self.clock() + timeout, math.ceil(timeout) + 1
+        return self.clock() + timeout, timeout
 
     # -- failure handling -----------------------------------------------------------
 
@@ -169,7 +169,11 @@ class BoundCache:
         return freed > 0
 
     def _write(
-        self, write: Callable[[bytes, bytes, int], Any], key: bytes, entry: bytes, ttl: int
+        self,
+        write: Callable[[bytes, bytes, float], Any],
+        key: bytes,
+        entry: bytes,
+        ttl: float,
     ) -> Any:
         try:
             return write(key, entry, ttl)
@@ -215,6 +219,10 @@ class BoundCache:
                     return load(memoryview(entry)[:end])
                 except Exception:  # decode() below rejects it and says why
                     pass
+        return self._value(storage_key, entry, default)
+
+    def _value(self, storage_key: bytes, entry: bytes, default: Any) -> Any:
+        """The value in ``entry``, or ``default`` if it has expired or is rejected."""
         try:
             value = self._decode(storage_key, entry)
         except EntryRejected as error:
@@ -236,8 +244,19 @@ class BoundCache:
         return None if entry is None else (storage_key, entry)
 
     def get_many(self, *keys: str) -> list[Any]:
-        """The values of ``keys`` in order, ``None`` for each miss."""
-        return [self.get(key) for key in keys]
+        """The values of ``keys`` in order, ``None`` for each miss (one round trip to
+        the store where it can: Redis' MGET)."""
+        storage_keys = [self._lookup_key(key) for key in keys]
+        found = [storage_key for storage_key in storage_keys if storage_key is not None]
+        entries = dict(zip(found, self.backend.get_many(found), strict=True))
+        values: list[Any] = []
+        for storage_key in storage_keys:
+            entry = entries.get(storage_key) if storage_key is not None else None
+            if storage_key is None or entry is None:
+                values.append(None)
+            else:
+                values.append(self._value(storage_key, entry, None))
+        return values
 
     def get_dict(self, *keys: str) -> dict[str, Any]:
         """``{key: value}`` for ``keys``, ``None`` for each miss."""
@@ -247,7 +266,7 @@ class BoundCache:
 
     def _prepare(
         self, key: str, value: Any, timeout: float | None
-    ) -> tuple[bytes, bytes, int]:
+    ) -> tuple[bytes, bytes, float]:
         storage_key = self.storage_key(key)
         expires_at, ttl = self._expiry(timeout)
         return storage_key, self.envelope.encode(storage_key, value, expires_at), ttl
@@ -308,11 +327,14 @@ class BoundCache:
         for this: keep it off hot paths.
         """
         self.edge.clear()
-        if not self._prefix_bytes:
-            self.backend.clear()
-            return True
-        for key in self._own_keys():
-            self.backend.delete(key)
+        try:
+            if not self._prefix_bytes:
+                self.backend.clear()
+                return True
+            for key in self._own_keys():
+                self.backend.delete(key)
+        except CacheError as error:  # the store is unreachable (Redis down)
+            return self._refused(error)
         return True
 
     def delete_edge(self, path: str, key_prefixes: Iterable[str] = ("view/%s",)) -> bool:
@@ -359,6 +381,8 @@ class BoundCache:
         """
         if type(delta) is not int:
             raise TypeError(f"delta must be an int, not {type(delta).__name__}")
+        if self.backend.native_counters:
+            return self._native_inc(key, delta, timeout)
         try:
             storage_key = self.storage_key(key)
             with self.backend.lock():
@@ -366,11 +390,8 @@ class BoundCache:
                 if expires_at is None:
                     expires_at, ttl = self._expiry(timeout)
                 else:
-                    ttl = (
-                        max(math.ceil(expires_at - self.clock()), 0) + 1
-                        if expires_at
-                        else 0
-                    )
+                    # Keep the counter's expiry (a hair ahead: 0 would mean never).
+                    ttl = max(expires_at - self.clock(), 0.001) if expires_at else 0
                 value = current + delta
                 entry = self.envelope.encode(storage_key, value, expires_at)
                 self._write(self.backend.set, storage_key, entry, ttl)
@@ -380,6 +401,17 @@ class BoundCache:
             self._refused(error)
             return None
         return value
+
+    def _native_inc(self, key: str, delta: int, timeout: float | None) -> int | None:
+        """``inc`` as one atomic call of the store (Redis' INCRBY)."""
+        try:
+            _expires_at, ttl = self._expiry(timeout)
+            return self.backend.incr(self.storage_key(key), delta, ttl)
+        except NotACounterError:
+            raise
+        except CacheError as error:
+            self._refused(error)
+            return None
 
     def dec(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int | None:
         """Subtract ``delta``; see :meth:`inc`."""

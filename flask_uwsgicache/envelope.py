@@ -20,12 +20,18 @@
 
 Entries are never empty (uWSGI refuses empty values) and end in a fixed trailer, so
 bytes this module did not write are rejected rather than misread.
+
+One exception, for stores with atomic counters (Redis' INCRBY): with ``bare_ints`` an
+``int`` is stored as its bare decimal digits, which the store can increment. Such an
+entry has no expiry field (the store's own expiry is exact there) and no MAC: a bare
+int can only ever be read as an int, never unpickled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import struct
 from collections.abc import Callable
 from typing import Any, Final
@@ -39,6 +45,8 @@ LEAD: Final = MAGIC + bytes([VERSION])
 TRAILER: Final = struct.Struct("<dB3s")
 TRAILER_SIZE: Final = TRAILER.size
 MAC_SIZE: Final = 16
+# What Redis INCRBY reads and writes: a signed 64-bit integer in decimal.
+_BARE_INT: Final = re.compile(rb"-?[0-9]{1,19}")
 _SIGNED_TAIL: Final = MAC_SIZE + TRAILER_SIZE
 SIGNED: Final = 0x10
 TAG_MASK: Final = 0x0F
@@ -101,8 +109,11 @@ class Envelope:
         serializer: Serializer,
         secret: bytes | None,
         clock: Callable[[], float],
+        *,
+        bare_ints: bool = False,
     ) -> None:
         self.serializer = serializer
+        self.bare_ints = bare_ints
         self.secret = secret
         self.clock = clock
         #: Signed entries already verified, by storage key (see ``_VERIFIED_ENTRY``).
@@ -151,6 +162,8 @@ class Envelope:
         elif kind is str:
             tag, payload = TAG_STR, value.encode("utf-8", "surrogatepass")
         elif kind is int:
+            if self.bare_ints and -(2**63) <= value < 2**63:
+                return b"%d" % value
             tag, payload = TAG_INT, b"%d" % value
         else:
             tag = self.serializer.tag
@@ -175,6 +188,8 @@ class Envelope:
 
         Raises :class:`EntryRejected` for anything this envelope must not trust.
         """
+        if self.bare_ints and _BARE_INT.fullmatch(entry):
+            return TAG_INT, 0.0, entry
         try:
             expires_at, flags, lead = TRAILER.unpack_from(entry, -TRAILER_SIZE)
         except struct.error:
@@ -204,6 +219,8 @@ class Envelope:
         Raises :class:`EntryRejected` for a corrupt, foreign or badly signed entry.
         ``BoundCache.get`` repeats the case of a trusted entry inline (the hot path).
         """
+        if self.bare_ints and _BARE_INT.fullmatch(entry):
+            return int(entry)
         try:
             expires_at, flags, lead = TRAILER.unpack_from(entry, -TRAILER_SIZE)
         except struct.error:
@@ -243,7 +260,12 @@ class Envelope:
         self.verified[key] = entry
 
     def reseal(self, key: bytes, entry: bytes, expires_at: float) -> bytes:
-        """``entry`` with a new expiry, re-signed. Raises like :meth:`open`."""
+        """``entry`` with a new expiry, re-signed. Raises like :meth:`open`.
+
+        A bare int is returned as it is: its expiry is the store's (the caller's write
+        passes the new one)."""
+        if self.bare_ints and _BARE_INT.fullmatch(entry):
+            return entry
         tag, _expires_at, payload = self.open(key, entry)
         return self._seal(key, tag, payload, expires_at)
 

@@ -34,3 +34,7 @@ class NotACounterError(CacheError, TypeError):
     Raised whatever ``UWSGICACHE_RAISE_ERRORS`` says: it is a programming error, and the
     stored value is left untouched.
     """
+
+
+class BackendUnavailableError(CacheError):
+    """The store could not be reached (Redis down): the write did not happen."""

@@ -58,14 +58,16 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
             f"UWSGICACHE_DEFAULT_TIMEOUT is {timeout!r}; set it to a number of seconds "
             f"(0 for never)."
         )
+    backend = create_backend(config)
     envelope = Envelope(
         get_serializer(config["UWSGICACHE_SERIALIZER"]),
         derive_secret(secret_key) if sign and secret_key else None,
         time.time,
+        bare_ints=backend.native_counters,
     )
     log = RateLimitedLog()
     return BoundCache(
-        create_backend(config),
+        backend,
         envelope,
         key_prefix=str(config["UWSGICACHE_KEY_PREFIX"] or ""),
         default_timeout=timeout,

@@ -124,34 +124,42 @@ def _take_lease(
 def _compute_and_store(
     cache: BoundCache | Quiet, key: str, options: Options, lease: str | None, token: str
 ) -> Plan:
+    # The lease is released only after the value is stored: released first, a waiter
+    # polling in between would find neither and compute again (seen on Redis, where
+    # the gap is a network round trip).
     try:
         result, to_store = yield COMPUTE
+        if to_store is NOTHING:
+            return Outcome(result, hit=False)
+        timeout = cache.default_timeout if options.timeout is None else options.timeout
+        swr = options.stale_while_revalidate
+        stored = cache.set(key, to_store, timeout + swr if swr and timeout else timeout)
+        if stored and swr and timeout:
+            cache.set(FRESH_PREFIX + key, 1, timeout)
+        return Outcome(result, hit=False, refused=not stored)
     finally:
         if lease is not None and cache.get(lease) == token:
             cache.delete(lease)
-    if to_store is NOTHING:
-        return Outcome(result, hit=False)
-    timeout = cache.default_timeout if options.timeout is None else options.timeout
-    swr = options.stale_while_revalidate
-    stored = cache.set(key, to_store, timeout + swr if swr and timeout else timeout)
-    if stored and swr and timeout:
-        cache.set(FRESH_PREFIX + key, 1, timeout)
-    return Outcome(result, hit=False, refused=not stored)
 
 
 def plan(
-    cache: BoundCache | Quiet, key: str, options: Options, forced: bool = False
+    cache: BoundCache | Quiet,
+    key: str,
+    options: Options,
+    forced: bool = False,
+    *,
+    looked: bool = False,
 ) -> Plan:
     """Look ``key`` up; on a miss compute it (once across processes) and store it.
 
-    ``forced`` skips the first lookup (the caller forces a refresh, or has just
-    looked and missed): compute and store whatever is there.
+    ``forced`` computes and stores whatever is there (a forced refresh); ``looked``
+    skips only the first lookup (the caller has just looked and missed).
     """
     if options.quiet and not isinstance(cache, Quiet):
         cache = Quiet(cache)
     lease = LEASE_PREFIX + key
     token = f"{os.getpid()}:{time.monotonic_ns()}"
-    if not forced:
+    if not forced and not looked:
         found = read(cache, key, options.decode)
         if found is not MISSING:
             if not options.stale_while_revalidate or cache.has(FRESH_PREFIX + key):
@@ -166,6 +174,14 @@ def plan(
     interval = _FIRST_POLL
     while True:
         taken = _take_lease(cache, lease, token, options.wait)
+        if taken is not False and not forced:
+            # Taken, or gone: the holder may have stored the value and let go since
+            # this process last read (one network round trip on Redis).
+            found = read(cache, key, options.decode)
+            if found is not MISSING:
+                if taken:
+                    cache.delete(lease)
+                return Outcome(found, hit=True)
         if taken is None or time.monotonic() >= deadline:
             # The cache refused the lease (full?) or the holder is too slow: go alone.
             return (yield from _compute_and_store(cache, key, options, None, token))

@@ -153,7 +153,7 @@ def wrap(
                 return finish(call, await f(*args, **kwargs))
 
             steps = flight.plan(
-                call.cache, call.key, call.options, call.forced or looked_up
+                call.cache, call.key, call.options, call.forced, looked=looked_up
             )
             return _deliver(name, call, await flight.run_async(steps, compute))
 
@@ -169,7 +169,9 @@ def wrap(
         looked_up, found = _lookup(call)
         if found is not MISSING:
             return _deliver(name, call, flight.Outcome(found, hit=True))
-        steps = flight.plan(call.cache, call.key, call.options, call.forced or looked_up)
+        steps = flight.plan(
+            call.cache, call.key, call.options, call.forced, looked=looked_up
+        )
         return _deliver(
             name, call, flight.run(steps, lambda: finish(call, f(*args, **kwargs)))
         )

@@ -1,8 +1,10 @@
 """Fixtures shared by the suite.
 
-The contract suite runs on every backend this process can reach: ``memory`` in a plain
-pytest run, ``uwsgi`` when pytest itself runs inside uWSGI (``tests/uwsgi_runner.py``,
-started by ``tests/test_uwsgi.py``).
+The contract suite runs on every backend this process can reach: ``memory`` and
+``redis`` in a plain pytest run, ``uwsgi`` when pytest itself runs inside uWSGI
+(``tests/uwsgi_runner.py``, started by ``tests/test_uwsgi.py``). Redis is the server at
+``UWSGICACHE_TEST_REDIS_URL`` (``.ci/run`` starts one), or one started here from
+``redis-server`` on a free loopback port.
 """
 
 from __future__ import annotations
@@ -46,10 +48,11 @@ class FakeClock:
         return self.now
 
 
-def backend_params() -> list[str]:
+def backend_cases() -> list[tuple[str, str]]:
+    """``(backend, memory line)`` pairs: each memory line on memory, then the rest."""
     if IN_UWSGI:
-        return ["uwsgi"]
-    return ["memory"]
+        return [("uwsgi", "")]
+    return [("memory", line) for line in memory_lines()] + [("redis", "")]
 
 
 def memory_lines() -> list[str]:
@@ -60,14 +63,22 @@ def memory_lines() -> list[str]:
     ]
 
 
-@pytest.fixture(params=backend_params())
-def backend_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(
+    params=backend_cases(), ids=["-".join(filter(None, c)) for c in backend_cases()]
+)
+def backend_case(request: pytest.FixtureRequest) -> tuple[str, str]:
+    name, line = request.param
+    return str(name), str(line)
 
 
-@pytest.fixture(params=memory_lines() if not IN_UWSGI else [""])
-def memory_line(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture
+def backend_name(backend_case: tuple[str, str]) -> str:
+    return backend_case[0]
+
+
+@pytest.fixture
+def memory_line(backend_case: tuple[str, str]) -> str:
+    return backend_case[1]
 
 
 @pytest.fixture
@@ -89,11 +100,16 @@ def make_app() -> Callable[..., Flask]:
 
 
 @pytest.fixture
-def app(backend_name: str, memory_line: str, clock: FakeClock) -> Iterator[Flask]:
+def app(
+    request: pytest.FixtureRequest, backend_name: str, memory_line: str, clock: FakeClock
+) -> Iterator[Flask]:
     """An app with the extension on the backend under test, over an empty cache."""
     config: dict[str, object] = {"UWSGICACHE_BACKEND": backend_name}
     if backend_name == "uwsgi":
         config["UWSGICACHE_NAME"] = os.environ.get("UWSGICACHE_TEST_CACHE", "default")
+    elif backend_name == "redis":
+        config["UWSGICACHE_REDIS_URL"] = request.getfixturevalue("redis_server").url
+        config["UWSGICACHE_NAME"] = "contract"
     else:
         config["UWSGICACHE_MEMORY"] = memory_line
     app = new_app(**config)
@@ -164,6 +180,74 @@ def uwsgi_without_routing() -> str:
     if not found.exists():
         needs(f"{found} is missing: scripts/test.sh builds it")
     return str(found)
+
+
+@dataclasses.dataclass
+class RedisServer:
+    """A redis-server on loopback that this session started (``process``) or found."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        """Stop it by its pid (SIGTERM: redis-server exits at once without saving)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def start(self) -> None:
+        """Start it (again) on its port; returns when it answers."""
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--pidfile", os.path.join(tempfile.gettempdir(),
+             f"flask-uwsgicache-redis-{self.port}.pid")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                pytest.fail(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+
+def start_redis() -> RedisServer:
+    """A new redis-server on a free loopback port (skips without the binary)."""
+    if shutil.which("redis-server") is None:
+        needs("redis-server is not installed (Debian: apt-get install redis-server)")
+    port = free_port()
+    server = RedisServer(f"redis://127.0.0.1:{port}/0", port)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """The Redis of the contract suite: ``UWSGICACHE_TEST_REDIS_URL`` or our own."""
+    url = os.environ.get("UWSGICACHE_TEST_REDIS_URL")
+    if url:
+        yield RedisServer(url, 0)
+        return
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server for this test alone, which it may stop and start again."""
+    server = start_redis()
+    yield server
+    server.stop()
 
 
 @dataclasses.dataclass

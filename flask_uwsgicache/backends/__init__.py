@@ -12,7 +12,7 @@ from .base import Backend
 
 logger = logging.getLogger("flask_uwsgicache")
 
-BACKENDS = ("auto", "uwsgi", "memory")
+BACKENDS = ("auto", "uwsgi", "memory", "redis")
 
 
 def running_under_uwsgi() -> bool:
@@ -48,10 +48,10 @@ class UnavailableBackend(Backend):
     def get(self, key: bytes) -> bytes | None:
         self._fail()
 
-    def set(self, key: bytes, entry: bytes, ttl: int) -> None:
+    def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         self._fail()
 
-    def add(self, key: bytes, entry: bytes, ttl: int) -> bool:
+    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
         self._fail()
 
     def delete(self, key: bytes) -> bool:
@@ -75,6 +75,15 @@ def create_backend(config: Mapping[str, Any]) -> Backend:
         raise ValueError(
             f"UWSGICACHE_BACKEND is {choice!r}; use one of {', '.join(BACKENDS)}."
         )
+    if choice == "redis":
+        try:
+            from .redis import RedisBackend
+        except ImportError:
+            raise ValueError(
+                "UWSGICACHE_BACKEND is 'redis' but redis-py is not installed: "
+                "pip install 'flask-uwsgicache[redis]'."
+            ) from None
+        return RedisBackend(config["UWSGICACHE_REDIS_URL"], cache_name)
     under_uwsgi = running_under_uwsgi()
     if choice == "uwsgi" or (choice == "auto" and under_uwsgi):
         if not under_uwsgi:

@@ -2,8 +2,9 @@
 
 Backends store opaque entries (bytes made by :mod:`flask_uwsgicache.envelope`) under
 storage keys (non-empty bytes of at most :attr:`Backend.max_key_size`). They know nothing
-of serializers, prefixes or exact expiry: the ``ttl`` they get is a backstop that lets the
-store reclaim space, and it is never earlier than the expiry inside the entry.
+of serializers, prefixes or exact expiry: the ``ttl`` they get (seconds, a float; 0 for
+never) is when the entry's own expiry passes, a backstop that lets the store reclaim
+space. A store may keep an entry longer (uWSGI counts whole seconds), never shorter.
 
 Refused writes raise a :class:`~flask_uwsgicache.errors.CacheError` subclass whose
 message names the sizes involved; the cache layer turns it into ``False`` plus a log line
@@ -30,10 +31,19 @@ class Backend(abc.ABC):
     max_key_size: int
     #: The cache2 limits this backend applies (or mirrors).
     options: Cache2Options
+    #: True if :meth:`incr` is atomic in the store; the envelope then stores ints bare.
+    native_counters: ClassVar[bool] = False
+    #: True if the store holds at most ``options.usable_items`` entries (cache2 does;
+    #: Redis is bounded by its memory only).
+    bounded: ClassVar[bool] = True
 
     @abc.abstractmethod
     def get(self, key: bytes) -> bytes | None:
         """The entry under ``key``, or ``None`` if there is none."""
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """The entries under ``keys``, in order (one round trip where the store can)."""
+        return [self.get(key) for key in keys]
 
     def reader(self) -> tuple[Callable[[bytes, str], bytes | None], str]:
         """``(read, name)`` with ``read(key, name)`` equal to :meth:`get`: the hot path's
@@ -42,20 +52,29 @@ class Backend(abc.ABC):
         return (lambda key, _name: self.get(key)), ""
 
     @abc.abstractmethod
-    def set(self, key: bytes, entry: bytes, ttl: int) -> None:
+    def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         """Store ``entry`` under ``key``, replacing any entry (upsert).
 
-        ``ttl`` is whole seconds for the store's own expiry, 0 for none. Raises
+        ``ttl`` is seconds for the store's own expiry, 0 for none. Raises
         ``ValueTooLargeError`` or ``CacheFullError``; a refused write leaves the old
         entry, and every other entry, as they were.
         """
 
     @abc.abstractmethod
-    def add(self, key: bytes, entry: bytes, ttl: int) -> bool:
+    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
         """Store ``entry`` only if ``key`` holds nothing, atomically.
 
         Returns False if an entry (live or not) is already there. Raises like :meth:`set`.
         """
+
+    def incr(self, key: bytes, delta: int, ttl: float) -> int:
+        """Add ``delta`` to the bare integer under ``key`` atomically; the new value.
+
+        A missing key counts as 0 and gets ``ttl``; an existing one keeps its expiry.
+        Only where :attr:`native_counters`; raises ``NotACounterError`` for a key that
+        holds something else.
+        """
+        raise NotImplementedError(f"the {self.name} backend has no native counters")
 
     @abc.abstractmethod
     def delete(self, key: bytes) -> bool:

@@ -79,7 +79,7 @@ class MemoryBackend(Backend):
                 raise CacheFullError(full_message(options, key, entry))
             self._drop(victim)
 
-    def _store(self, key: bytes, entry: bytes, ttl: int) -> None:
+    def _store(self, key: bytes, entry: bytes, ttl: float) -> None:
         # uWSGI ignores expires with purge_lru (reference §1.4); so does the stand-in.
         expires_at = self.clock() + ttl if ttl and not self.options.purge_lru else 0.0
         old = self._entries.pop(key, None)
@@ -95,14 +95,14 @@ class MemoryBackend(Backend):
             self._entries.move_to_end(key)
             return self._entries[key][0]
 
-    def set(self, key: bytes, entry: bytes, ttl: int) -> None:
+    def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         self.check_size(key, entry)
         with self._mutex:
             self._live(key, self.clock())
             self._make_room(key, entry)
             self._store(key, entry, ttl)
 
-    def add(self, key: bytes, entry: bytes, ttl: int) -> bool:
+    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
         self.check_size(key, entry)
         with self._mutex:
             if self._live(key, self.clock()):

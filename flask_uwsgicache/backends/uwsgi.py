@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -103,10 +104,13 @@ class UWSGIBackend(Backend):
                 uwsgi.numproc,
             )
 
-    def _expires(self, ttl: int) -> int:
+    def _expires(self, ttl: float) -> int:
         # With purge_lru uWSGI stores expires as an absolute epoch (1970), and with
         # lazy_expire as well it deletes the item on first read (reference §1.4).
-        return 0 if self.options.purge_lru else ttl
+        if self.options.purge_lru or not ttl:
+            return 0
+        # uWSGI's expiry has 1 s resolution: one second more so it never ends first.
+        return math.ceil(ttl) + 1
 
     def get(self, key: bytes) -> bytes | None:
         return uwsgi.cache_get(key, self.cache_name)
@@ -130,7 +134,7 @@ class UWSGIBackend(Backend):
         self._full_until = time.monotonic() + 1.0
         return CacheFullError(full_message(self.options, key, entry))
 
-    def set(self, key: bytes, entry: bytes, ttl: int) -> None:
+    def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         self.check_size(key, entry)
         if self._known_full(key):
             raise self._full(key, entry)
@@ -145,7 +149,7 @@ class UWSGIBackend(Backend):
             # bitmap+purge_lru evicts an item and still fails once (reference §1.3).
         raise self._full(key, entry)
 
-    def add(self, key: bytes, entry: bytes, ttl: int) -> bool:
+    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
         self.check_size(key, entry)
         if time.monotonic() < self._full_until:
             if uwsgi.cache_exists(key, self.cache_name):

@@ -1,0 +1,217 @@
+"""Redis through redis-py (the ``redis`` extra), for apps that outgrow one machine.
+
+Every entry of one cache lives under ``uwsgicache:<UWSGICACHE_NAME>:`` in the database of
+``UWSGICACHE_REDIS_URL``; ``keys`` and ``clear`` walk that namespace with SCAN and never
+touch other keys (no FLUSHDB). ``set`` is SET with PX (Redis expiry is exact to the
+millisecond), ``add`` SET NX PX, ``get_many`` one MGET. Counters are native: ``incr``
+runs INCRBY in a script that gives a new counter its expiry, so ``inc`` is one atomic
+round trip (the envelope stores ints as bare Redis integers for this; see
+:mod:`flask_uwsgicache.envelope`).
+
+When Redis cannot be reached, reads are misses and writes raise
+:class:`~flask_uwsgicache.errors.BackendUnavailableError` (so ``set`` returns False), a
+line is logged at most every 10 s, and for one second after a failure no call is tried,
+so a dead server costs requests nothing. redis-py reconnects on its own afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .. import options as cache2
+from ..errors import BackendUnavailableError, CacheError, CacheFullError, NotACounterError
+from ..logs import RateLimitedLog
+from .base import Backend
+
+# INCRBY, and an expiry for a counter this call created (an existing one keeps its own).
+_INCR = """
+local existed = redis.call('EXISTS', KEYS[1])
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+if existed == 0 and tonumber(ARGV[2]) > 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return value
+"""
+# Redis strings hold up to 512 MiB (proto-max-bulk-len).
+MAX_VALUE = 512 << 20
+KEYSIZE = 1024
+_GLOB = re.compile(rb"([*?\[\]\\])")
+_PASSWORD = re.compile(r"(//[^:/@]*):[^@/]*@")
+T = TypeVar("T")
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its password, for logs and ``stats()``."""
+    return _PASSWORD.sub(r"\1:***@", url)
+
+
+class RedisBackend(Backend):
+    """One namespace of a Redis database."""
+
+    name = "redis"
+    native_counters = True
+    bounded = False
+
+    def __init__(self, url: str | None, cache_name: str) -> None:
+        if not url:
+            raise ValueError(
+                "UWSGICACHE_BACKEND is 'redis' but UWSGICACHE_REDIS_URL is not set: set "
+                "it to the server, for example redis://127.0.0.1:6379/0."
+            )
+        self.url = shown_url(url)
+        # Fail fast, no retries: a miss now is better than a request that waits.
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+        )
+        self.namespace = f"uwsgicache:{cache_name}:".encode()
+        self.options = cache2.parse(
+            f"name={cache_name},items=2,blocksize={MAX_VALUE},keysize={KEYSIZE}"
+        )
+        self.max_key_size = KEYSIZE
+        self.log = RateLimitedLog()
+        self._incr = self.client.register_script(_INCR)
+        self._down_until = 0.0
+
+    # -- failures -------------------------------------------------------------------
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """``call()``, with Redis' errors turned into this package's."""
+        if time.monotonic() < self._down_until:
+            raise BackendUnavailableError(
+                f"Redis at {self.url} failed less than a second ago; not trying {what}"
+            )
+        try:
+            return call()
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            self._down_until = time.monotonic() + 1.0
+            message = f"Redis at {self.url} is unreachable ({what}): {error}"
+            self.log.warning("RedisDown", f"flask-uwsgicache: {message}")
+            raise BackendUnavailableError(message) from None
+        except redis.ResponseError as error:
+            text = str(error)
+            if text.startswith("OOM"):
+                raise CacheFullError(
+                    f"Redis at {self.url} is full (maxmemory, no eviction): {text}. Raise "
+                    f"maxmemory or set an eviction policy such as volatile-lru."
+                ) from None
+            if "not an integer" in text:
+                raise NotACounterError(
+                    f"the key holds something other than an int: {text}"
+                ) from None
+            if "overflow" in text:
+                raise CacheError(
+                    f"the counter would leave Redis' 64-bit range: {text}"
+                ) from None
+            raise
+
+    def _read(self, what: str, call: Callable[[], T], missing: T) -> T:
+        """Like :meth:`_call`, but an unreachable server is a miss."""
+        try:
+            return self._call(what, call)
+        except BackendUnavailableError:
+            return missing
+
+    @staticmethod
+    def _ms(ttl: float) -> int | None:
+        return math.ceil(ttl * 1000) if ttl else None
+
+    # -- the contract ---------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        found = self._read("GET", lambda: self.client.get(self.namespace + key), None)
+        return found  # type: ignore[return-value]  # bytes: decode_responses is off
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        if not keys:
+            return []
+        names = [self.namespace + key for key in keys]
+        missing: list[bytes | None] = [None] * len(keys)
+        found: list[bytes | None] = self._read(
+            "MGET",
+            lambda: self.client.mget(names),  # type: ignore[arg-type,return-value]
+            missing,
+        )
+        return found
+
+    def set(self, key: bytes, entry: bytes, ttl: float) -> None:
+        self.check_size(key, entry)
+        self._call(
+            "SET", lambda: self.client.set(self.namespace + key, entry, px=self._ms(ttl))
+        )
+
+    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
+        self.check_size(key, entry)
+        return bool(
+            self._call(
+                "SET NX",
+                lambda: self.client.set(
+                    self.namespace + key, entry, nx=True, px=self._ms(ttl)
+                ),
+            )
+        )
+
+    def incr(self, key: bytes, delta: int, ttl: float) -> int:
+        return int(
+            self._call(
+                "INCRBY",
+                lambda: self._incr(
+                    keys=[self.namespace + key], args=[delta, self._ms(ttl) or 0]
+                ),
+            )
+        )
+
+    def delete(self, key: bytes) -> bool:
+        return bool(self._call("DEL", lambda: self.client.delete(self.namespace + key)))
+
+    def _scan(self) -> list[bytes]:
+        pattern = _GLOB.sub(rb"\\\1", self.namespace) + b"*"
+        return list(self.client.scan_iter(match=pattern, count=1000))
+
+    def keys(self) -> list[bytes]:
+        start = len(self.namespace)
+        none: list[bytes] = []
+        return [name[start:] for name in self._read("SCAN", self._scan, none)]
+
+    def clear(self) -> None:
+        names = self._call("SCAN", self._scan)
+        for first in range(0, len(names), 500):
+            batch = names[first : first + 500]
+            self._call("UNLINK", lambda batch=batch: self.client.unlink(*batch))  # type: ignore[misc]
+
+    def lock(self) -> AbstractContextManager[None]:
+        return self._locked()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # A lease in Redis (SET NX PX, released only by its holder): shared by every
+        # process on every machine, and freed by expiry if its holder dies.
+        name = self.namespace.decode(errors="replace") + "\x00lock"
+        lock = self.client.lock(name, timeout=10, sleep=0.005, blocking_timeout=10)
+        if not self._call("LOCK", lambda: lock.acquire()):
+            raise BackendUnavailableError(f"the Redis lock was busy for 10 s ({self.url})")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(redis.RedisError):
+                lock.release()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "name": self.options.name,
+            "url": self.url,
+            "namespace": self.namespace.decode(errors="replace"),
+            "items": None,
+            "keysize": self.max_key_size,
+            "max_value_size": MAX_VALUE,
+        }
