@@ -1,7 +1,8 @@
 """Per-operation timings inside a uWSGI worker; run by benchmarks/run.py.
 
 ``uwsgi --cache2 name=bench,... --pyrun benchmarks/ops.py`` with BENCH_OUT (a JSON file
-to write), BENCH_REPS and BENCH_NUMBER in the environment. Each repetition times every
+to write), BENCH_REPS and BENCH_NUMBER in the environment, and BENCH_REDIS_URL for the
+Redis rows. Each repetition times every
 operation once, in the same order, so ratios can be taken within a repetition.
 """
 
@@ -90,6 +91,34 @@ def raw() -> dict[str, Operation]:
     }
 
 
+def on_redis(url: str) -> dict[str, Operation]:
+    """This package and Flask-Caching's RedisCache on the same Redis, both through their
+    extension objects (signed here, as by default with a SECRET_KEY)."""
+    app = Flask("ours_redis")
+    app.config.update(
+        SECRET_KEY="bench secret",
+        UWSGICACHE_BACKEND="redis",
+        UWSGICACHE_REDIS_URL=url,
+        UWSGICACHE_NAME="bench",
+    )
+    ext = UWSGICache(app)
+    fc_app = Flask("fc_redis")
+    fc = Cache(fc_app, config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url})
+    with app.app_context():
+        ext.set("small", SMALL)
+    with fc_app.app_context():
+        fc.set("small", SMALL)
+    return {
+        "redis: ours ext.get small": (lambda: ext.get("small"), app.app_context),
+        "redis: flask-caching ext.get small": (lambda: fc.get("small"), fc_app.app_context),
+        "redis: ours ext.set small": (lambda: ext.set("small", SMALL), app.app_context),
+        "redis: flask-caching ext.set small": (
+            lambda: fc.set("small", SMALL),
+            fc_app.app_context,
+        ),
+    }
+
+
 def floor() -> dict[str, Operation]:
     """The least a Python ``get`` with exact expiry can do, for scale.
 
@@ -136,13 +165,17 @@ def main() -> None:
     reps = int(os.environ.get("BENCH_REPS", "5"))
     number = max(int(os.environ.get("BENCH_NUMBER", "20000")) // ROUNDS, 1)
     operations = {**raw(), **floor(), **ours(False), **ours(True), **peers()}
+    if os.environ.get("BENCH_REDIS_URL"):
+        operations.update(on_redis(os.environ["BENCH_REDIS_URL"]))
     results: dict[str, list[float]] = {name: [] for name in operations}
     for _ in range(reps):
         best = dict.fromkeys(operations, float("inf"))
         for _ in range(ROUNDS):
             for name, (operation, context) in operations.items():
+                # A Redis call is a network round trip: a tenth of the calls.
+                calls = max(number // 10, 1) if name.startswith("redis:") else number
                 with context():
-                    best[name] = min(best[name], measure(operation, number))
+                    best[name] = min(best[name], measure(operation, calls))
         for name, value in best.items():
             results[name].append(value)
     with open(os.environ["BENCH_OUT"], "w") as out:

@@ -14,6 +14,7 @@ compare). Writes a table (RST), the raw numbers (JSON) and a bar chart of the ra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -29,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from flask_uwsgicache.edge import route_line
@@ -61,6 +63,10 @@ OPS_TARGETS = [
     ("cachelib get / raw get+pickle", "cachelib get small", "raw get+pickle small", None),
     ("floor: minimal Python get / raw get+pickle", "floor get+expiry+pickle small",
      "raw get+pickle small", None),
+    ("redis: ext.get small / Flask-Caching's", "redis: ours ext.get small",
+     "redis: flask-caching ext.get small", 1.0),
+    ("redis: ext.set small / Flask-Caching's", "redis: ours ext.set small",
+     "redis: flask-caching ext.set small", None),
 ]  # fmt: skip
 # (label, numerator, denominator, limit): requests/s ratio must be >= limit
 HTTP_TARGETS = [
@@ -83,11 +89,42 @@ def uwsgi_binary() -> str:
     return found
 
 
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A redis-server on a free loopback port for the Redis rows (None without one);
+    stopped by its pid afterwards."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        print("no redis-server (apt-get install redis-server): no Redis rows")
+        yield None
+        return
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    sys.exit("redis-server did not start for the benchmarks")
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def run_ops(reps: int, number: int) -> dict[str, list[float]]:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, redis_server() as redis_url:
         out = Path(tmp) / "ops.json"
         env = {**os.environ, "BENCH_OUT": str(out), "BENCH_REPS": str(reps),
-               "BENCH_NUMBER": str(number)}  # fmt: skip
+               "BENCH_NUMBER": str(number), "BENCH_REDIS_URL": redis_url or ""}  # fmt: skip
         result = subprocess.run(
             [uwsgi_binary(), "--home", sys.prefix, "--cache2", CACHE2,
              "--pyrun", str(HERE / "ops.py")],

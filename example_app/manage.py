@@ -87,6 +87,8 @@ def create_app() -> Flask:
             "SECRET_KEY", "change me: cache entries are signed with it"
         ),
         UWSGICACHE_DEFAULT_TIMEOUT=300,
+        # Used with UWSGICACHE_BACKEND = "redis" (FLASK_UWSGICACHE_BACKEND=redis).
+        UWSGICACHE_REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         # The edge caches of deploy/uwsgi-edge.ini, by the content type they serve.
         UWSGICACHE_EDGE={
             "text/html; charset=utf-8": "edge",

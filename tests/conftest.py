@@ -235,6 +235,12 @@ def redis_server() -> Iterator[RedisServer]:
     """The Redis of the contract suite: ``UWSGICACHE_TEST_REDIS_URL`` or our own."""
     url = os.environ.get("UWSGICACHE_TEST_REDIS_URL")
     if url:
+        import redis
+
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        except redis.RedisError as error:
+            needs(f"UWSGICACHE_TEST_REDIS_URL={url} does not answer: {error}")
         yield RedisServer(url, 0)
         return
     server = start_redis()

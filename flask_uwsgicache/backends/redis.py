@@ -99,7 +99,8 @@ class RedisBackend(Backend):
             raise BackendUnavailableError(message) from None
         except redis.ResponseError as error:
             text = str(error)
-            if text.startswith("OOM"):
+            # redis-py 5+ raises OutOfMemoryError for Redis' "OOM ..." reply.
+            if isinstance(error, redis.exceptions.OutOfMemoryError) or "maxmemory" in text:
                 raise CacheFullError(
                     f"Redis at {self.url} is full (maxmemory, no eviction): {text}. Raise "
                     f"maxmemory or set an eviction policy such as volatile-lru."

@@ -1,0 +1,191 @@
+"""What is particular to the Redis backend; the shared contract runs in test_contract.py.
+
+Each test here that stops its server starts one of its own (``own_redis``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+
+from flask_uwsgicache import BoundCache, UWSGICache
+from flask_uwsgicache.errors import CacheFullError, NotACounterError
+
+Lines = Callable[[], list[str]]
+RedisServer = Any  # tests/conftest.py's RedisServer: url, port, stop(), start()
+
+
+def redis_app(make_app: Callable[..., Flask], url: str, **config: object) -> Flask:
+    app = make_app(UWSGICACHE_BACKEND="redis", UWSGICACHE_REDIS_URL=url, **config)
+    UWSGICache(app)
+    return app
+
+
+@pytest.fixture
+def client_of(redis_server: RedisServer) -> redis.Redis:
+    return redis.Redis.from_url(redis_server.url)
+
+
+@pytest.fixture
+def cache(make_app: Callable[..., Flask], redis_server: RedisServer) -> BoundCache:
+    bound: BoundCache = redis_app(
+        make_app, redis_server.url, UWSGICACHE_NAME="r"
+    ).extensions["uwsgicache"]
+    bound.clear()
+    return bound
+
+
+def test_clear_removes_only_its_own_namespace(
+    cache: BoundCache, client_of: redis.Redis
+) -> None:
+    client_of.set("someone-else", b"theirs")
+    client_of.set("uwsgicache:other:k", b"another cache")
+    cache.set("a", 1)
+    cache.set("b", {"x": 1})
+    assert cache.clear() is True
+    assert cache.get_many("a", "b") == [None, None]
+    assert client_of.get("someone-else") == b"theirs"
+    assert client_of.get("uwsgicache:other:k") == b"another cache"
+    client_of.delete("someone-else", "uwsgicache:other:k")
+
+
+def test_counters_are_redis_integers_with_their_expiry(
+    cache: BoundCache, client_of: redis.Redis
+) -> None:
+    assert cache.inc("n", 5, timeout=60) == 5
+    assert client_of.get("uwsgicache:r:n") == b"5"
+    assert 59_000 < client_of.pttl("uwsgicache:r:n") <= 60_000
+    client_of.pexpire("uwsgicache:r:n", 30_000)
+    assert cache.inc("n", timeout=600) == 6  # an existing counter keeps its expiry
+    assert client_of.pttl("uwsgicache:r:n") <= 30_000
+    assert cache.get("n") == 6
+    cache.set("s", "text")
+    with pytest.raises(NotACounterError):
+        cache.inc("s")
+    assert cache.get("s") == "text"
+
+
+def test_get_many_is_one_round_trip(cache: BoundCache, client_of: redis.Redis) -> None:
+    cache.set_many({"a": 1, "b": "two", "c": [3]})
+
+    def calls(command: str) -> int:
+        stats = client_of.info("commandstats").get(f"cmdstat_{command}", {})
+        return int(stats.get("calls", 0))
+
+    before = calls("mget"), calls("get")
+    assert cache.get_many("a", "b", "missing", "c") == [1, "two", None, [3]]
+    assert (calls("mget"), calls("get")) == (before[0] + 1, before[1])
+
+
+def test_entries_expire_exactly_and_leases_use_px(
+    cache: BoundCache, client_of: redis.Redis
+) -> None:
+    cache.set("k", "v", timeout=0.3)
+    assert 0 < client_of.pttl("uwsgicache:r:k") <= 300
+    time.sleep(0.35)
+    assert cache.get("k") is None
+    assert client_of.exists("uwsgicache:r:k") == 0  # Redis dropped it itself
+
+
+def test_redis_down_means_misses_refusals_and_views_that_serve(
+    make_app: Callable[..., Flask], own_redis: RedisServer, log_lines: Lines
+) -> None:
+    app = redis_app(make_app, own_redis.url)
+    cache: BoundCache = app.extensions["uwsgicache"]
+    ext = UWSGICache()
+    runs: list[int] = []
+
+    @app.route("/page")
+    @ext.cached(timeout=60)
+    def page() -> str:
+        runs.append(1)
+        return "page"
+
+    client = app.test_client()
+    assert cache.set("k", "v") is True
+    assert client.get("/page").text == "page"
+    own_redis.stop()
+    assert cache.get("k") is None
+    assert cache.get_many("k", "j") == [None, None]
+    assert cache.set("k", "w") is False
+    assert cache.add("new", 1) is False
+    assert cache.inc("n") is None
+    assert cache.clear() is False
+    for _ in range(5):
+        response = client.get("/page")
+        assert (response.status_code, response.text) == (200, "page")
+    assert cache.stats()["entries"] == 0
+    unreachable = [line for line in log_lines() if "unreachable" in line]
+    assert 1 <= len(unreachable) <= 2, unreachable  # rate-limited
+    own_redis.start()
+    time.sleep(1.1)  # no calls for a second after a failure
+    assert cache.set("k", "back") is True
+    assert cache.get("k") == "back"
+    assert client.get("/page").text == "page"
+
+
+def test_a_full_redis_is_a_refused_write_with_the_fix(
+    make_app: Callable[..., Flask], own_redis: RedisServer, log_lines: Lines
+) -> None:
+    server = redis.Redis.from_url(own_redis.url)
+    server.config_set("maxmemory", "2mb")
+    server.config_set("maxmemory-policy", "noeviction")
+    cache: BoundCache = redis_app(make_app, own_redis.url).extensions["uwsgicache"]
+    big = "x" * 100_000
+    results = [cache.set(f"big{number}", big, timeout=0) for number in range(40)]
+    assert results[0] is True and results[-1] is False
+    assert any("maxmemory" in line for line in log_lines())
+    cache.raise_errors = True
+    with pytest.raises(CacheFullError, match="eviction policy"):
+        cache.set("one more", big)
+    assert cache.get("big0") == big
+
+
+def test_the_redis_backend_needs_a_url(make_app: Callable[..., Flask]) -> None:
+    with pytest.raises(ValueError, match="UWSGICACHE_REDIS_URL"):
+        UWSGICache(make_app(UWSGICACHE_BACKEND="redis"))
+
+
+def test_stats_hide_the_password(
+    make_app: Callable[..., Flask], redis_server: RedisServer
+) -> None:
+    url = redis_server.url.replace("redis://", "redis://user:secret@")
+    cache: BoundCache = redis_app(make_app, url).extensions["uwsgicache"]
+    described = cache.describe()
+    assert described["backend"] == "redis" and "secret" not in described["url"]
+
+
+@pytest.mark.launches_uwsgi
+def test_the_example_app_runs_on_redis_with_one_setting(
+    start_uwsgi: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    env = {"UWSGICACHE_LOCAL": "1", "FLASK_UWSGICACHE_BACKEND": "redis",
+           "REDIS_URL": redis_server.url}  # fmt: skip
+    pidfile = os.path.join(tempfile.gettempdir(), "flask-uwsgicache-redis-{port}.pid")
+    server = start_uwsgi(
+        ["--ini", "deploy/uwsgi.ini", "--venv", sys.prefix, "--pidfile", pidfile], env
+    )
+    assert server.json("/stats")["stats"]["backend"] == "redis"
+    server.json("/clear", "POST")
+    pids: set[int] = set()
+
+    def visit() -> None:
+        for _ in range(50):
+            pids.add(server.json("/counter")["pid"])
+
+    threads = [threading.Thread(target=visit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert server.json("/counter")["visits"] == 8 * 50 + 1
+    assert len(pids) >= 3
