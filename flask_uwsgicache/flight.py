@@ -133,13 +133,23 @@ def _compute_and_store(
             return Outcome(result, hit=False)
         timeout = cache.default_timeout if options.timeout is None else options.timeout
         swr = options.stale_while_revalidate
-        stored = cache.set(key, to_store, timeout + swr if swr and timeout else timeout)
+        ttl = timeout + swr if swr and timeout else timeout
+        stored = cache.set(key, to_store, ttl)
+        if not stored and lease is not None and _release(cache, lease, token):
+            # In a full cache the lease may hold the last free slot: give it back.
+            lease = None
+            stored = cache.set(key, to_store, ttl)
         if stored and swr and timeout:
             cache.set(FRESH_PREFIX + key, 1, timeout)
         return Outcome(result, hit=False, refused=not stored)
     finally:
-        if lease is not None and cache.get(lease) == token:
-            cache.delete(lease)
+        if lease is not None:
+            _release(cache, lease, token)
+
+
+def _release(cache: BoundCache | Quiet, lease: str, token: str) -> bool:
+    """Delete ``lease`` if this process still holds it; True if it did."""
+    return cache.get(lease) == token and cache.delete(lease)
 
 
 def plan(

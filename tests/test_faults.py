@@ -68,10 +68,12 @@ def test_a_full_cache_under_load_serves_every_request(
     refusals = [line for line in lines if "refused a write" in line]
     # Ours: at most one line per kind per 10 s in each of the 4 workers.
     assert 1 <= len(refusals) <= 4 * 3 * 2, refusals
-    # uWSGI's own "DANGER ... FULL" line, once per refused write, is held to about one
-    # a second per worker: new keys are refused without asking uWSGI for a second.
+    # uWSGI's own "DANGER ... FULL" line, once per refused write (one per request would
+    # be thousands), is held to about one a second per worker for each kind of write:
+    # new keys, updates (the app's request counter, in a bitmap cache), and a value
+    # retried after its single-flight lease gave back the last free slot.
     danger = [line for line in lines if "DANGER" in line]
-    assert len(danger) <= 4 * 25, len(danger)
+    assert len(danger) <= 4 * 20 * 4, len(danger)
 
 
 def test_sigkilled_workers_never_hang_the_instance(start_uwsgi: Callable[..., Any]) -> None:

@@ -73,6 +73,7 @@ class UWSGIBackend(Backend):
             ) from None
         self.cache_name = cache_name
         self._full_until = 0.0
+        self._updates_full_until = 0.0
         options = find_options(cache_name)
         if options is None:
             logger.warning(
@@ -119,25 +120,32 @@ class UWSGIBackend(Backend):
         return uwsgi.cache_get, self.cache_name
 
     def _known_full(self, key: bytes) -> bool:
-        """True while the cache was full a moment ago and ``key`` is a new key.
+        """True while a write like this one was refused a moment ago.
 
         uWSGI logs "DANGER cache ... is FULL" for every write it refuses (reference
         §1.3), a line per request under load; for a second after a refusal, writes of
-        new keys are refused here without asking uWSGI. Updates of existing keys, and
-        any write after a delete freed a slot, still go to uWSGI.
+        new keys are refused here without asking uWSGI. Updates of existing keys still
+        go to uWSGI, unless an update was refused too: in bitmap mode uWSGI takes the
+        new blocks before it frees the old ones, so updates fail when blocks run out.
+        A delete (a slot or blocks free again) ends both.
         """
-        return time.monotonic() < self._full_until and not uwsgi.cache_exists(
-            key, self.cache_name
-        )
+        now = time.monotonic()
+        if now >= self._full_until and now >= self._updates_full_until:
+            return False
+        exists = bool(uwsgi.cache_exists(key, self.cache_name))
+        return now < (self._updates_full_until if exists else self._full_until)
 
     def _full(self, key: bytes, entry: bytes) -> CacheFullError:
-        self._full_until = time.monotonic() + 1.0
+        if uwsgi.cache_exists(key, self.cache_name):
+            self._updates_full_until = time.monotonic() + 1.0
+        else:
+            self._full_until = time.monotonic() + 1.0
         return CacheFullError(full_message(self.options, key, entry))
 
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         self.check_size(key, entry)
         if self._known_full(key):
-            raise self._full(key, entry)
+            raise CacheFullError(full_message(self.options, key, entry))
         # cache_set is "add" in uWSGI; upsert is cache_update, and it replaces the
         # stored expiry, so the TTL is passed every time (reference §0.2-3).
         expires = self._expires(ttl)
@@ -154,7 +162,7 @@ class UWSGIBackend(Backend):
         if time.monotonic() < self._full_until:
             if uwsgi.cache_exists(key, self.cache_name):
                 return False
-            raise self._full(key, entry)
+            raise CacheFullError(full_message(self.options, key, entry))
         expires = self._expires(ttl)
         for _attempt in range(3):
             if uwsgi.cache_set(key, entry, expires, self.cache_name):
@@ -168,7 +176,7 @@ class UWSGIBackend(Backend):
     def delete(self, key: bytes) -> bool:
         deleted = bool(uwsgi.cache_del(key, self.cache_name))
         if deleted:
-            self._full_until = 0.0  # a slot is free again
+            self._full_until = self._updates_full_until = 0.0  # room again
         return deleted
 
     def keys(self) -> list[bytes]:
