@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .cache import BoundCache
 from .errors import (
+    BackendUnavailableError,
     CacheError,
     CacheFullError,
     InvalidKeyError,
@@ -16,6 +17,7 @@ from .extension import UWSGICache
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendUnavailableError",
     "BoundCache",
     "CacheError",
     "CacheFullError",
