@@ -75,6 +75,15 @@ def _on(options: list[IniOption], key: str) -> bool:
     return value is not None and value.lower() not in _OFF
 
 
+def _count(options: list[IniOption], *keys: str) -> int:
+    """A number option, at least 1; the first of ``keys`` that is set (aliases)."""
+    for key in keys:
+        value = last(options, key)
+        if value is not None:
+            return max(cache2.loose_number(value), 1)
+    return 1
+
+
 def _size(count: int) -> str:
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if count >= scale:
@@ -222,7 +231,7 @@ def _expiry(
             f"purge_lru: uWSGI ignores expiry and evicts the least recently used; {exact}"
         )
     if parsed.lazy_expire:
-        several = int(last(instance, "processes", last(instance, "workers", "1")) or 1) > 1
+        several = _count(instance, "processes", "workers") > 1
         if several and last(instance, "lock-engine") != "ipcsem":
             section.problem(
                 WARNING,
@@ -262,8 +271,8 @@ def _routes(instance: list[IniOption]) -> dict[str, str]:
 
 def _instance(instance: list[IniOption], names: list[str]) -> Section:
     section = Section("instance")
-    processes = int(last(instance, "processes", last(instance, "workers", "1")) or 1)
-    threads = int(last(instance, "threads", "1") or 1)
+    processes = _count(instance, "processes", "workers")
+    threads = _count(instance, "threads")
     section.fact("workers", f"{processes} process(es) x {threads} thread(s); master: "
                  f"{'yes' if _on(instance, 'master') else 'no'}")  # fmt: skip
     engine = last(instance, "lock-engine")
