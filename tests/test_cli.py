@@ -144,3 +144,13 @@ def test_stats_reads_a_running_uwsgi(run: Run, start_uwsgi: Callable[..., Any]) 
     assert view[1:] == ["2", "1", "0"]  # hits, misses, refused
     missing = run("stats", "--stats", stats + ".nothing")
     assert missing.exit_code == 1 and "cannot read the stats" in missing.output
+
+
+def test_includes_are_followed_and_loops_refused(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "base.ini").write_text("[uwsgi]\ncache2 = name=default,items=30\n")
+    (tmp_path / "top.ini").write_text("[uwsgi]\nmaster = true\nini = %dbase.ini\n")
+    result = run("doctor", "--ini", str(tmp_path / "top.ini"))
+    assert "usable items   29" in result.output and "base.ini:2" in result.output
+    (tmp_path / "base.ini").write_text("[uwsgi]\nini = %dtop.ini\n")
+    looped = run("doctor", "--ini", str(tmp_path / "top.ini"))
+    assert looped.exit_code == 1 and "includes itself" in looped.output
