@@ -10,8 +10,6 @@ plus a log line.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -32,13 +30,11 @@ from .envelope import (
     expiry_of,
 )
 from .errors import CacheError, CacheFullError, InvalidKeyError, NotACounterError
+from .keys import HASHED_TAIL
+from .keys import storage_key as encode_key
 from .logs import RateLimitedLog
 from .viewstats import ViewStats
 
-# A hashed key is its readable head, this byte, and a digest. 0xFF never occurs in UTF-8,
-# so a hashed key can never equal the plain key of another str.
-HASH_MARK = b"\xff"
-DIGEST_CHARS = 22
 _unpack_trailer = TRAILER.unpack_from
 
 
@@ -66,7 +62,7 @@ class BoundCache:
         self.edge = edge or Edge({}, "no edge is configured", self.log)
         self._prefix_bytes = key_prefix.encode("utf-8", "surrogatepass")
         self._max_key = min(backend.max_key_size, 65535)
-        if len(self._prefix_bytes) + len(HASH_MARK) + DIGEST_CHARS > self._max_key:
+        if len(self._prefix_bytes) + HASHED_TAIL > self._max_key:
             raise ValueError(
                 f"UWSGICACHE_KEY_PREFIX is {len(self._prefix_bytes)} bytes; with a hashed "
                 f"key it must fit the cache's keysize={backend.max_key_size}. Use a "
@@ -89,26 +85,9 @@ class BoundCache:
     # -- keys and expiry ------------------------------------------------------------
 
     def storage_key(self, key: str) -> bytes:
-        """The backend key for ``key``: prefix + UTF-8, hashed when too long.
-
-        Keys that fit are stored readable, so uWSGI's own tools show them; longer ones
-        keep a readable head and end in a digest of the whole key.
-        """
-        try:
-            encoded = (self.key_prefix + key).encode()
-        except TypeError:
-            raise InvalidKeyError(
-                f"cache keys are str, not {type(key).__name__}: {key!r:.80}"
-            ) from None
-        except UnicodeEncodeError:  # lone surrogates: still one distinct key each
-            encoded = (self.key_prefix + key).encode("utf-8", "surrogatepass")
-        if not key:
-            raise InvalidKeyError("the empty string is not a cache key")
-        if len(encoded) <= self._max_key:
-            return encoded
-        digest = hashlib.blake2b(encoded, digest_size=16).digest()
-        tail = HASH_MARK + base64.urlsafe_b64encode(digest)[:DIGEST_CHARS]
-        return encoded[: self._max_key - len(tail)] + tail
+        """The backend key for ``key``: prefix + UTF-8, hashed when too long (see
+        :mod:`flask_uwsgicache.keys`); ``InvalidKeyError`` for an empty or odd key."""
+        return encode_key(self.key_prefix, key, self._max_key)
 
     def _own_keys(self) -> list[bytes]:
         """Storage keys under this app's prefix (expired ones included)."""
@@ -346,9 +325,9 @@ class BoundCache:
         for key_prefix in key_prefixes:
             key = key_prefix % path if "%s" in key_prefix else key_prefix
             exact, with_query = self.storage_key(key), self.storage_key(key + "?")
-            for storage_key in own_keys:
-                if storage_key == exact or storage_key.startswith(with_query):
-                    deleted += self.backend.delete(storage_key)
+            for found in own_keys:
+                if found == exact or found.startswith(with_query):
+                    deleted += self.backend.delete(found)
         return deleted > 0
 
     def touch(self, key: str, timeout: float | None = None) -> bool:
@@ -374,17 +353,18 @@ class BoundCache:
         A missing (or expired) key counts as 0 and gets ``timeout``; an existing counter
         keeps its expiry. Exact across processes: the read and the write happen under
         the backend's shared lock (uWSGI's own ``cache_inc`` does not accumulate in
-        ``bitmap`` caches, and cannot return the new value; reference §2.4).
+        ``bitmap`` caches, and cannot return the new value; reference §2.4), or in one
+        atomic call where the store has counters (Redis).
         ``inc`` and ``dec`` serialise with each other, ``add`` and ``touch``, not with
         ``set``. Raises :class:`NotACounterError` (and changes nothing) if the key holds
         a value that is not an ``int``. Returns ``None`` if the write was refused.
         """
         if type(delta) is not int:
             raise TypeError(f"delta must be an int, not {type(delta).__name__}")
-        if self.backend.native_counters:
-            return self._native_inc(key, delta, timeout)
         try:
             storage_key = self.storage_key(key)
+            if self.backend.native_counters:  # one atomic call (Redis' INCRBY)
+                return self.backend.incr(storage_key, delta, self._expiry(timeout)[1])
             with self.backend.lock():
                 current, expires_at = self._read_counter(key, storage_key)
                 if expires_at is None:
@@ -401,17 +381,6 @@ class BoundCache:
             self._refused(error)
             return None
         return value
-
-    def _native_inc(self, key: str, delta: int, timeout: float | None) -> int | None:
-        """``inc`` as one atomic call of the store (Redis' INCRBY)."""
-        try:
-            _expires_at, ttl = self._expiry(timeout)
-            return self.backend.incr(self.storage_key(key), delta, ttl)
-        except NotACounterError:
-            raise
-        except CacheError as error:
-            self._refused(error)
-            return None
 
     def dec(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int | None:
         """Subtract ``delta``; see :meth:`inc`."""

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import options as cache2
-from .cache import DIGEST_CHARS, HASH_MARK
 from .edge import parse_config
 from .envelope import MAC_SIZE, TRAILER_SIZE
 from .ini import IniOption, last, read_ini
+from .keys import DIGEST_CHARS, HASH_MARK
 
 ERROR, WARNING = "error", "warning"
 _OFF = ("0", "false", "no", "off")
