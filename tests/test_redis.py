@@ -86,14 +86,28 @@ def test_get_many_is_one_round_trip(cache: BoundCache, client_of: redis.Redis) -
     assert (calls("mget"), calls("get")) == (before[0] + 1, before[1])
 
 
-def test_entries_expire_exactly_and_leases_use_px(
-    cache: BoundCache, client_of: redis.Redis
-) -> None:
+def test_entries_expire_exactly(cache: BoundCache, client_of: redis.Redis) -> None:
     cache.set("k", "v", timeout=0.3)
     assert 0 < client_of.pttl("uwsgicache:r:k") <= 300
     time.sleep(0.35)
     assert cache.get("k") is None
     assert client_of.exists("uwsgicache:r:k") == 0  # Redis dropped it itself
+
+
+def test_single_flight_holds_a_lease_with_px(
+    cache: BoundCache, client_of: redis.Redis
+) -> None:
+    lease = "uwsgicache:r:\x00lease:slow"
+    seen: list[int] = []
+
+    def compute() -> str:
+        seen.append(client_of.pttl(lease))
+        return "value"
+
+    assert cache.get_or_set("slow", compute, single_flight_wait=5) == "value"
+    assert 4_000 < seen[0] <= 5_000  # held while computing, for at most the wait
+    assert client_of.exists(lease) == 0  # given back once the value was stored
+    assert cache.get("slow") == "value"
 
 
 def test_redis_down_means_misses_refusals_and_views_that_serve(
