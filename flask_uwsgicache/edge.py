@@ -105,32 +105,39 @@ class Edge:
             return False
         if environ.get("REQUEST_METHOD") != "GET" or "HTTP_AUTHORIZATION" in environ:
             return False  # the route serves GETs; answers to credentials are not shared
-        why = self._refusal(response)
-        uri = environ.get("REQUEST_URI")
-        if why is None and not uri:
-            why = "the server gave no REQUEST_URI"
-        name = self.caches.get((response.content_type or "").lower())
-        if why is None and name is None:
-            why = (
-                f"no edge cache for Content-Type {response.content_type!r}: add it to "
-                f"UWSGICACHE_EDGE, with a cache2 line and "
-                f"'{route_line(response.content_type or 'TYPE', 'NAME')}'"
-            )
-        if why is not None or name is None or not uri:
+        uri = environ.get("REQUEST_URI", "")
+        name = self.caches.get((response.content_type or "").lower(), "")
+        why = self._refusal(response) or self._unplaced(uri, name, response)
+        if why is not None:
             self.log.warning("EdgeSkipped", f"flask-uwsgicache: not put at the edge: {why}")
             return False
         import uwsgi
 
-        ttl = math.ceil(timeout) if timeout > 0 else 0
-        if uwsgi.cache_update(uri, response.get_data(), ttl, name) is None:
+        body = response.get_data()
+        # uWSGI counts expiry in whole seconds (reference §2.3); cache_update answers
+        # None, never False, when it refuses (§0.1).
+        if uwsgi.cache_update(uri, body, math.ceil(timeout), name) is None:
             self.log.warning(
                 "EdgeRefused",
                 f"flask-uwsgicache: edge cache {name!r} refused {uri[:80]!r} "
-                f"({len(response.get_data())} bytes): larger than blocksize, URI longer "
-                f"than keysize, or the cache is full",
+                f"({len(body)} bytes): larger than blocksize, URI longer than keysize, "
+                f"or the cache is full",
             )
             return False
         return True
+
+    @staticmethod
+    def _unplaced(uri: str, name: str, response: Response) -> str | None:
+        """Why there is no edge key or cache for this response, or None."""
+        if not uri:
+            return "the server gave no REQUEST_URI"
+        if not name:
+            return (
+                f"no edge cache for Content-Type {response.content_type!r}: add it to "
+                f"UWSGICACHE_EDGE, with a cache2 line and "
+                f"'{route_line(response.content_type or 'TYPE', 'NAME')}'"
+            )
+        return None
 
     @staticmethod
     def _refusal(response: Response) -> str | None:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from flask import Flask
 
+from .backends.base import shown_url
 from .extension import DEFAULTS, EXTENSION_KEY
 
 
 def _shown(key: str, value: Any) -> str:
-    text = json.dumps(value, default=repr)
     if key == "UWSGICACHE_REDIS_URL" and isinstance(value, str):
-        text = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", text)  # no passwords
-    return text
+        value = shown_url(value)  # no passwords on screen
+    return json.dumps(value, default=repr)
 
 
 def config_report(app: Flask) -> str:

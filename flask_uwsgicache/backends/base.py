@@ -14,6 +14,7 @@ unless ``UWSGICACHE_RAISE_ERRORS`` is set. Nothing here returns ``None`` for fai
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
@@ -140,3 +141,11 @@ def full_message(options: Cache2Options, key: bytes, entry: bytes) -> str:
         f"({len(entry)} bytes) in {detail}. Raise items in the cache2 line, use shorter "
         f"timeouts, or add purge_lru=1 to evict the least recently used entry."
     )
+
+
+_PASSWORD = re.compile(r"(//[^:/@]*):[^@/]*@")
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its password, for logs, ``stats()`` and ``flask uwsgicache``."""
+    return _PASSWORD.sub(r"\1:***@", url)

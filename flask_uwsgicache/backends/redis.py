@@ -31,7 +31,7 @@ from redis.retry import Retry
 from .. import options as cache2
 from ..errors import BackendUnavailableError, CacheError, CacheFullError, NotACounterError
 from ..logs import RateLimitedLog
-from .base import Backend
+from .base import Backend, shown_url
 
 # INCRBY, and an expiry for a counter this call created (an existing one keeps its own).
 _INCR = """
@@ -46,13 +46,7 @@ return value
 MAX_VALUE = 512 << 20
 KEYSIZE = 1024
 _GLOB = re.compile(rb"([*?\[\]\\])")
-_PASSWORD = re.compile(r"(//[^:/@]*):[^@/]*@")
 T = TypeVar("T")
-
-
-def shown_url(url: str) -> str:
-    """``url`` without its password, for logs and ``stats()``."""
-    return _PASSWORD.sub(r"\1:***@", url)
 
 
 class RedisBackend(Backend):
