@@ -10,6 +10,7 @@ plus a log line.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -30,12 +31,14 @@ from .envelope import (
     expiry_of,
 )
 from .errors import CacheError, CacheFullError, InvalidKeyError, NotACounterError
-from .keys import HASHED_TAIL
+from .keys import HASHED_TAIL, INTERNAL, RESPONSES, RESULTS, USER
 from .keys import storage_key as encode_key
 from .logs import RateLimitedLog
 from .viewstats import ViewStats
 
 _unpack_trailer = TRAILER.unpack_from
+# A space marker (2), a hashed view-key stem (13) and "?" (see views' keys).
+_MIN_HEAD = 16
 
 
 class BoundCache:
@@ -60,14 +63,21 @@ class BoundCache:
         self.log = log or RateLimitedLog()
         #: Where ``cached(edge=True)`` views put responses for uWSGI to serve.
         self.edge = edge or Edge({}, "no edge is configured", self.log)
+        #: The bytes every storage key of this object starts with: the app's prefix and
+        #: the key space (:mod:`flask_uwsgicache.keys`); ``space()`` gives the others.
         self._prefix_bytes = key_prefix.encode("utf-8", "surrogatepass")
         self._max_key = min(backend.max_key_size, 65535)
-        if len(self._prefix_bytes) + HASHED_TAIL > self._max_key:
+        # Room for a space marker, a view key's shortest stem and "?" in the readable
+        # head of a hashed key: delete_edge finds a path's entries by that head.
+        if len(self._prefix_bytes) + _MIN_HEAD + HASHED_TAIL > self._max_key:
             raise ValueError(
                 f"UWSGICACHE_KEY_PREFIX is {len(self._prefix_bytes)} bytes; with a hashed "
-                f"key it must fit the cache's keysize={backend.max_key_size}. Use a "
-                f"shorter prefix or raise keysize in the cache2 line."
+                f"key it must leave {_MIN_HEAD + HASHED_TAIL} bytes of the cache's "
+                f"keysize={backend.max_key_size}. Use a shorter prefix or raise keysize "
+                f"in the cache2 line."
             )
+        self.space_tag = USER
+        self._spaces: dict[bytes, BoundCache] = {USER: self}
         self._read, self._read_name = backend.reader()
         self._decode = envelope.decode
         self._readers = envelope.readers
@@ -82,16 +92,44 @@ class BoundCache:
         """The time source of entry expiry (``time.time``; tests replace it)."""
         return self.envelope.clock
 
+    def space(self, tag: bytes) -> BoundCache:
+        """This cache seen through key space ``tag`` (one of :data:`keys.SPACES`): the
+        same store, limits and state, with keys that no other space can reach."""
+        found = self._spaces.get(tag)
+        if found is None:
+            found = copy.copy(self._spaces[USER])
+            found.space_tag = tag
+            found._prefix_bytes = self._spaces[USER]._prefix_bytes + tag
+            self._spaces[tag] = found
+        return found
+
+    @property
+    def responses(self) -> BoundCache:
+        """The key space of whole responses of cached views."""
+        return self.space(RESPONSES)
+
+    @property
+    def internal(self) -> BoundCache:
+        """The key space of the package's own entries (leases, versions, statistics)."""
+        return self.space(INTERNAL)
+
+    @property
+    def stem_budget(self) -> int:
+        """How long the start of a key may be and still stay readable when the key is
+        hashed (see :func:`flask_uwsgicache.keys.hashed`)."""
+        return self._max_key - HASHED_TAIL - len(self._prefix_bytes) - 1
+
     # -- keys and expiry ------------------------------------------------------------
 
     def storage_key(self, key: str) -> bytes:
         """The backend key for ``key``: prefix + UTF-8, hashed when too long (see
         :mod:`flask_uwsgicache.keys`); ``InvalidKeyError`` for an empty or odd key."""
-        return encode_key(self.key_prefix, key, self._max_key)
+        return encode_key(self._prefix_bytes, key, self._max_key)
 
-    def _own_keys(self) -> list[bytes]:
-        """Storage keys under this app's prefix (expired ones included)."""
-        prefix = self._prefix_bytes
+    def own_keys(self, start: bytes = b"") -> list[bytes]:
+        """Storage keys under this app's prefix and space (of the users' space: every
+        space), followed by ``start``; expired ones included."""
+        prefix = self._prefix_bytes + start
         return [key for key in self.backend.keys() if key.startswith(prefix)]
 
     def _lookup_key(self, key: str) -> bytes | None:
@@ -167,8 +205,8 @@ class BoundCache:
         """The value under ``key``, or ``default`` on a miss (expired, corrupt, absent)."""
         # storage_key() inlined for plain keys that fit: this is the hot path.
         try:
-            storage_key = (self.key_prefix + key).encode()
-        except (TypeError, UnicodeEncodeError):
+            storage_key = self._prefix_bytes + key.encode()
+        except (AttributeError, UnicodeEncodeError):
             storage_key = None
         if not key or storage_key is None or len(storage_key) > self._max_key:
             storage_key = self._lookup_key(key)
@@ -287,7 +325,20 @@ class BoundCache:
         return [key for key, value in mapping.items() if self.set(key, value, timeout)]
 
     def delete(self, key: str) -> bool:
-        """Remove ``key``; True if it held a live value."""
+        """Remove ``key``; True if it held a live value.
+
+        On the users' space this also forgets what ``cached`` stored under the same
+        key (a view or function with a ``key_prefix`` without ``%s``, or a
+        ``make_cache_key``), as Flask-Caching's ``delete(key_prefix)`` does; reads never
+        see those entries.
+        """
+        deleted = self._delete_one(key)
+        if self.space_tag == USER:
+            for tag in (RESULTS, RESPONSES):
+                deleted = self.space(tag)._delete_one(key) or deleted
+        return deleted
+
+    def _delete_one(self, key: str) -> bool:
         found = self._find(key)
         if found is None:
             return False
@@ -310,24 +361,22 @@ class BoundCache:
             if not self._prefix_bytes:
                 self.backend.clear()
                 return True
-            for key in self._own_keys():
+            for key in self.own_keys():
                 self.backend.delete(key)
         except CacheError as error:  # the store is unreachable (Redis down)
             return self._refused(error)
         return True
 
-    def delete_edge(self, path: str, key_prefixes: Iterable[str] = ("view/%s",)) -> bool:
-        """Forget the responses cached for ``path`` (any query string) by views with
-        these ``key_prefixes``: at the edge and in this cache, so the next request runs
-        the view. True if anything was deleted. O(items): uWSGI lists every key."""
+    def delete_edge(self, path: str, stems: Iterable[str] = ()) -> bool:
+        """Forget the responses cached for ``path`` (any query string, host or
+        variant) under these view-key ``stems`` (see :func:`views.path_stem`): at the
+        edge and in this cache, so the next request runs the view. True if anything
+        was deleted. O(items): the store lists every key."""
         deleted = self.edge.delete(path)
-        own_keys = self._own_keys()
-        for key_prefix in key_prefixes:
-            key = key_prefix % path if "%s" in key_prefix else key_prefix
-            exact, with_query = self.storage_key(key), self.storage_key(key + "?")
-            for found in own_keys:
-                if found == exact or found.startswith(with_query):
-                    deleted += self.backend.delete(found)
+        responses = self.responses
+        for stem in stems:
+            for found in responses.own_keys((stem + "?").encode()):
+                deleted += self.backend.delete(found)
         return deleted > 0
 
     def touch(self, key: str, timeout: float | None = None) -> bool:
@@ -453,6 +502,6 @@ class BoundCache:
         """:meth:`describe`, the number of entries under this prefix, per-view counts."""
         return {
             **self.describe(),
-            "entries": len(self._own_keys()),
+            "entries": len(self.own_keys()),
             "views": self.view_stats.totals(self),
         }

@@ -1,14 +1,19 @@
 """The edge: responses uWSGI serves from its cache by internal routing, without Python.
 
-A view decorated with ``cached(edge=True)`` puts its response body under the raw
-``REQUEST_URI`` in an edge cache, one per content type (``UWSGICACHE_EDGE``). A route
-line in the ini answers later GETs for that URI from the cache (reference §4.1); see
-:func:`route_line` and ``deploy/uwsgi.ini``.
+A view decorated with ``cached(edge=True)`` puts its response body under the request's
+``Host`` header followed by its raw ``REQUEST_URI`` in an edge cache, one per content
+type (``UWSGICACHE_EDGE``). Route lines in the ini answer later anonymous GETs for that
+host and URI from the cache; see :func:`route_lines` and ``deploy/uwsgi-edge.ini``.
 
 uWSGI's ``cache`` action sends only the body, ``Content-Type`` (from the route line),
-``Content-Length`` and ``Expires``, to anyone, for any method (hence ``route-if`` on
-GET). So only responses that are the same for everyone and lose nothing without their
-other headers go there; anything else stays in the normal cache.
+``Content-Length`` and ``Expires``, for any method, to any request, before any Python
+code runs. So the route lines let only GETs without ``Cookie`` and ``Authorization``
+reach it, and a response goes there only when the whole app would give it to every such
+request: the view is the registered view function itself, no hook, middleware or other
+session interface could change the answer (the fast path's rules,
+:mod:`flask_uwsgicache.fastpath`), the app is what uWSGI calls (no WSGI middleware
+around it), the response is the same for everyone and loses nothing without its other
+headers. Anything else stays in the normal cache, and a log line says why.
 
 Edge entries expire by uWSGI's own expiry (the ``expires`` given to ``cache_update``),
 which needs a master and runs every ``cache-expire-freq`` seconds: an edge entry can be
@@ -21,14 +26,17 @@ from __future__ import annotations
 
 import ctypes
 import math
+import re
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from flask import Response
+from flask import Flask, Response
 
+from . import fastpath
 from .logs import RateLimitedLog, logger
-from .responses import is_cacheable
+from .responses import refusal
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -52,12 +60,51 @@ def routing_supported() -> bool:
     return hasattr(ctypes.CDLL(None), "uwsgi_apply_routes")
 
 
+# Host headers the edge keys by: a name or address and a port, nothing that could
+# blur where the host ends and the URI begins.
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
+
+#: Send every request that is not an anonymous GET past the edge, to the app.
+ROUTE_GUARDS = (
+    "route-if-not = equal:${REQUEST_METHOD};GET last:",
+    "route-if-not = empty:${HTTP_COOKIE} last:",
+    "route-if-not = empty:${HTTP_AUTHORIZATION} last:",
+)
+
+
 def route_line(content_type: str, name: str) -> str:
-    """The ini line that serves edge cache ``name`` as ``content_type``."""
+    """The ini line that serves edge cache ``name`` as ``content_type`` (after the
+    :data:`ROUTE_GUARDS`)."""
     return (
-        f"route-if = equal:${{REQUEST_METHOD}};GET cache:key=${{REQUEST_URI}},"
-        f"name={name},content_type={content_type}"
+        f"route = .* cache:key=${{HTTP_HOST}}${{REQUEST_URI}},name={name},"
+        f"content_type={content_type}"
     )
+
+
+def route_lines(caches: Mapping[str, str]) -> str:
+    """The ini lines that serve the edge ``caches`` (``{content type: name}``)."""
+    serve = [route_line(content_type, name) for content_type, name in caches.items()]
+    return "\n".join((*ROUTE_GUARDS, *serve))
+
+
+def edge_key(environ: WSGIEnvironment) -> str | None:
+    """The edge's key for this request (what the route computes), or None if the
+    request has no plain ``Host`` header."""
+    host = environ.get("HTTP_HOST", "")
+    if not _HOST.fullmatch(host):
+        return None
+    return f"{host}{environ.get('REQUEST_URI', '')}"
+
+
+def _called_by_server(app: Flask) -> bool:
+    """True if the WSGI server called ``app`` itself (or its ``wsgi_app``): no WSGI
+    middleware around it that the edge would skip. Only the outermost Python frame of
+    this request can tell; uWSGI calls the app from C."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None:
+        frame = frame.f_back
+    entries = (type(app).__call__.__code__, fastpath.FastPath.__call__.__code__)
+    return frame.f_code in entries
 
 
 def parse_config(value: Any) -> dict[str, str]:
@@ -91,10 +138,14 @@ class Edge:
         """For ``stats()``: whether the edge is on, why not, and its caches."""
         return {"on": self.reason is None, "reason": self.reason, "caches": self.caches}
 
-    def store(self, environ: WSGIEnvironment, response: Response, timeout: float) -> bool:
-        """Put ``response`` at the edge for this request's URI for ``timeout`` seconds
-        (0: never expires). False, with a log line saying why, when it does not go
-        there; the caller has cached it the normal way anyway."""
+    def store(
+        self, app: Flask, environ: WSGIEnvironment, response: Response, timeout: float
+    ) -> bool:
+        """Put ``response`` at the edge for this request for ``timeout`` seconds (0:
+        never expires). The caller has checked that the response was made for an
+        anonymous GET by a view the fast path could serve. False, with a log line
+        saying why, when it does not go there; the caller has cached it the normal way
+        anyway."""
         if self.reason is not None:
             if not self._told:  # once per process: every edge miss would say it again
                 self._told = True
@@ -103,34 +154,53 @@ class Edge:
                     self.reason,
                 )
             return False
-        if environ.get("REQUEST_METHOD") != "GET" or "HTTP_AUTHORIZATION" in environ:
-            return False  # the route serves GETs; answers to credentials are not shared
-        uri = environ.get("REQUEST_URI", "")
+        if environ.get("REQUEST_METHOD") != "GET" or any(
+            name in environ for name in ("HTTP_AUTHORIZATION", "HTTP_COOKIE")
+        ):
+            return False  # the route serves anonymous GETs only
+        key = edge_key(environ)
         name = self.caches.get((response.content_type or "").lower(), "")
-        why = self._refusal(response) or self._unplaced(uri, name, response)
+        why = (
+            self._refusal(response)
+            or self._unplaced(key, name, response)
+            or self._app_refusal(app)
+        )
         if why is not None:
             self.log.warning("EdgeSkipped", f"flask-uwsgicache: not put at the edge: {why}")
             return False
+        assert key is not None
         import uwsgi
 
         body = response.get_data()
-        # uWSGI counts expiry in whole seconds (reference §2.3); cache_update answers
-        # None, never False, when it refuses (§0.1).
-        if uwsgi.cache_update(uri, body, math.ceil(timeout), name) is None:
+        # uWSGI counts expiry in whole seconds; cache_update answers None, never False,
+        # when it refuses (see README: uWSGI facts).
+        if uwsgi.cache_update(key, body, math.ceil(timeout), name) is None:
             self.log.warning(
                 "EdgeRefused",
-                f"flask-uwsgicache: edge cache {name!r} refused {uri[:80]!r} "
-                f"({len(body)} bytes): larger than blocksize, URI longer than keysize, "
+                f"flask-uwsgicache: edge cache {name!r} refused {key[:80]!r} "
+                f"({len(body)} bytes): larger than blocksize, key longer than keysize, "
                 f"or the cache is full",
             )
             return False
         return True
 
     @staticmethod
-    def _unplaced(uri: str, name: str, response: Response) -> str | None:
+    def _app_refusal(app: Flask) -> str | None:
+        """Why uWSGI answering without the app could change the answer, or None."""
+        why = fastpath.why_not_plain(app)
+        if why is not None:
+            return why
+        if not fastpath.unwrapped(app):
+            return "app.wsgi_app is wrapped in WSGI middleware, which the edge would skip"
+        if not _called_by_server(app):
+            return "uWSGI calls WSGI middleware around the app, which the edge would skip"
+        return None
+
+    @staticmethod
+    def _unplaced(key: str | None, name: str, response: Response) -> str | None:
         """Why there is no edge key or cache for this response, or None."""
-        if not uri:
-            return "the server gave no REQUEST_URI"
+        if key is None:
+            return "the request has no plain Host header"
         if not name:
             return (
                 f"no edge cache for Content-Type {response.content_type!r}: add it to "
@@ -141,15 +211,16 @@ class Edge:
 
     @staticmethod
     def _refusal(response: Response) -> str | None:
-        if response.status_code != 200 or not is_cacheable(response):
-            return "not a 200 response that is the same for everyone"
+        if response.status_code != 200:
+            return "not a 200 response"
+        why = refusal(response)
+        if why is not None:
+            return f"not the same for everyone: {why}"
         if "Vary" in response.headers:
             return "it varies on request headers, which the route does not look at"
         for header, _value in response.headers.to_wsgi_list():
             if header.lower() not in _DROPPABLE:
                 return f"the route cannot send its {header} header"
-        if "no-cache" in response.headers.get("Cache-Control", "").lower():
-            return "Cache-Control: no-cache asks for revalidation"
         if not response.get_data():
             return "uWSGI cannot store an empty body"
         return None
@@ -163,7 +234,9 @@ class Edge:
         deleted = 0
         for name in set(self.caches.values()):
             for key in uwsgi.cache_keys(name):
-                uri_path = key.split(b"?", 1)[0].decode("utf-8", "replace")
+                # host + URI; a host never holds "/" (see edge_key).
+                uri = key[key.find(b"/") :] if b"/" in key else b""
+                uri_path = uri.split(b"?", 1)[0].decode("utf-8", "replace")
                 if (uri_path == path or unquote(uri_path) == path) and uwsgi.cache_del(
                     key, name
                 ):
@@ -204,7 +277,8 @@ def build_edge(config: Mapping[str, Any], log: RateLimitedLog) -> Edge:
             caches,
             f"uWSGI has none of the edge caches {sorted(set(caches.values()))} "
             f"(UWSGICACHE_EDGE); add 'cache2 = name={example[1]},items=1000,"
-            f"blocksize=65536,keysize=512' and '{route_line(*example)}'",
+            f"blocksize=65536,keysize=512' and the route lines "
+            f"'{route_lines(dict([example]))}'",
             log,
         )
     reason = _cannot_serve(present)

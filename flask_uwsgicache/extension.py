@@ -16,6 +16,7 @@ from flask.globals import _cv_app
 
 from . import fastpath
 from .backends import create_backend
+from .backends.base import Backend
 from .cache import BoundCache
 from .edge import DEFAULT_EDGE, build_edge
 from .envelope import Envelope, derive_secret
@@ -23,6 +24,7 @@ from .jinja import CacheExtension
 from .logs import RateLimitedLog
 from .memoize import MemoizeMixin
 from .serializers import get_serializer
+from .viewkeys import path_stem, quoted_path
 from .views import ViewsMixin
 
 EXTENSION_KEY = "uwsgicache"
@@ -43,15 +45,6 @@ DEFAULTS: dict[str, Any] = {
 
 def build_cache(config: Mapping[str, Any]) -> BoundCache:
     """A :class:`BoundCache` from an app config with the ``UWSGICACHE_*`` keys set."""
-    sign = config["UWSGICACHE_SIGN"]
-    secret_key = config.get("SECRET_KEY")
-    if sign is None:
-        sign = bool(secret_key)
-    if sign and not secret_key:
-        raise ValueError(
-            "UWSGICACHE_SIGN is on but SECRET_KEY is not set: set SECRET_KEY (entries are "
-            "signed with a key derived from it) or turn UWSGICACHE_SIGN off."
-        )
     timeout = config["UWSGICACHE_DEFAULT_TIMEOUT"]
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
         raise ValueError(
@@ -59,6 +52,8 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
             f"(0 for never)."
         )
     backend = create_backend(config)
+    sign = _signing(config, backend)
+    secret_key = config.get("SECRET_KEY")
     envelope = Envelope(
         get_serializer(config["UWSGICACHE_SERIALIZER"]),
         derive_secret(secret_key) if sign and secret_key else None,
@@ -75,6 +70,32 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         log=log,
         edge=build_edge(config, log),
     )
+
+
+def _signing(config: Mapping[str, Any], backend: Backend) -> bool:
+    """Whether entries are signed: ``UWSGICACHE_SIGN``, or by default whenever there is
+    a ``SECRET_KEY``. A shared store (uWSGI's cache, Redis) can be written by others
+    (the uwsgi protocol, ``udp=``, anyone with the Redis password), and an unsigned
+    pickle from it would run code: it needs a key, or ``UWSGICACHE_SIGN = False`` said
+    on purpose."""
+    sign = config["UWSGICACHE_SIGN"]
+    secret_key = config.get("SECRET_KEY")
+    if sign is not None and not isinstance(sign, bool):
+        raise ValueError(f"UWSGICACHE_SIGN is {sign!r}; set it to True or False.")
+    if sign and not secret_key:
+        raise ValueError(
+            "UWSGICACHE_SIGN is on but SECRET_KEY is not set: set SECRET_KEY (entries are "
+            "signed with a key derived from it) or turn UWSGICACHE_SIGN off."
+        )
+    if sign is None and not secret_key and backend.shared:
+        raise ValueError(
+            f"SECRET_KEY is not set, so entries in the shared {backend.name} cache would "
+            f"be unsigned, and anything that can write to it could make the app unpickle "
+            f"what it wants. Set SECRET_KEY before init_app (entries are signed with a "
+            f"key derived from it), or set UWSGICACHE_SIGN = False to store them "
+            f"unsigned on purpose."
+        )
+    return bool(secret_key) if sign is None else sign
 
 
 P = ParamSpec("P")
@@ -102,8 +123,8 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
     """
 
     def __init__(self, app: Flask | None = None) -> None:
-        #: The ``key_prefix`` of every ``cached(edge=True)`` view, for ``delete_edge``.
-        self.edge_key_prefixes: dict[str, None] = {}
+        #: The ``key_prefix`` (with ``%s``) of every ``cached`` view, for ``delete_edge``.
+        self.path_key_prefixes: dict[str, None] = {}
         if app is not None:
             self.init_app(app)
 
@@ -155,10 +176,18 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
         return self.cache.get(key, default)  # raises the helpful RuntimeError
 
     def delete_edge(self, path: str) -> bool:
-        """Forget what ``cached(edge=True)`` views cached for ``path`` (any query
-        string), at the edge and in the cache: the next request runs the view. True if
-        anything was deleted. See :meth:`BoundCache.delete_edge`."""
-        return self.cache.delete_edge(path, self.edge_key_prefixes or ("view/%s",))
+        """Forget what ``cached`` views stored for ``path`` (as ``request.path`` says
+        it; any query string, host or ``Vary`` variant), at the edge and in the cache:
+        the next request runs the view. True if anything was deleted. See
+        :meth:`BoundCache.delete_edge`."""
+        cache = self.cache
+        budget = cache.responses.stem_budget
+        quoted = quoted_path(path)
+        stems = {
+            path_stem(key_prefix, quoted, budget)
+            for key_prefix in self.path_key_prefixes or ("view/%s",)
+        }
+        return cache.delete_edge(path, stems)
 
     # The rest of the API, with BoundCache's signatures and docstrings.
     has = _on_current_app(BoundCache.has)

@@ -1,18 +1,28 @@
 """Serve stored responses of cached views before Flask runs, when that changes nothing.
 
 A cached view's hit still costs a whole Flask request (contexts, routing, hooks), so it
-can never beat a constant "hello" view. This WSGI middleware, installed by ``init_app``,
-answers a GET or HEAD from the cache directly, but only when running Flask could not
-have changed the answer:
+can never beat a constant "hello" view. This WSGI middleware, installed by ``init_app``
+right around Flask's own ``wsgi_app``, answers a GET from the cache directly, but only
+when running Flask could not have changed the answer:
 
-* the stored response was written by a ``cached`` view that has no per-request
-  options (no ``unless``, ``forced_update``, ``make_cache_key``, ``source_check`` or
-  ``stale_while_revalidate``; a ``key_prefix`` with ``%s``), and its key is computed
-  here exactly as the decorator computes it (``request.path``, sorted query string);
-* the request carries no ``Cookie`` and no ``Authorization`` header (no session, no
-  login, nothing personal);
+* the stored response says it may be (``fast``): it was stored by the answer to an
+  anonymous GET (no ``Cookie``, no ``Authorization``), by a ``cached`` view that is
+  itself the registered view function (no decorator outside it, such as a login check),
+  that has no per-request options (no ``unless``, ``forced_update``,
+  ``make_cache_key``, ``source_check``, ``stale_while_revalidate``; a ``key_prefix``
+  with ``%s``) and did not touch the session;
+* it is found under the key :func:`flask_uwsgicache.viewkeys.view_key` derives from this
+  request, as the decorator derives it (method class, raw path, query, scheme, host and
+  script root: another host, or one Flask would refuse, finds nothing);
+* the request is an anonymous GET too (HEAD goes to Flask: an app may route it to
+  another view);
 * the app has no ``before_request``, ``after_request`` or ``url_value_preprocessor``
-  functions and nothing listens to ``request_started`` or ``request_finished``.
+  functions, nothing listens to ``request_started`` or ``request_finished``, and its
+  session interface is Flask's own cookie one (another could read the session from
+  elsewhere);
+* nothing was wrapped around ``app.wsgi_app`` before ``init_app`` (such middleware would
+  sit behind this one: the fast path is then off, and a log line says so; middleware
+  wrapped after ``init_app`` runs first, as usual).
 
 Anything else, or any fault, goes to Flask as usual.
 """
@@ -21,47 +31,44 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
 
 from flask import Flask, request_finished, request_started
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.http import HTTP_STATUS_CODES
 
 from . import responses
+from .logs import logger
+from .viewkeys import variant_key, view_key
 from .viewstats import HIT
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-_METHODS = ("GET", "HEAD")
 _PERSONAL = ("HTTP_COOKIE", "HTTP_AUTHORIZATION")
 
 
-def plain(app: Flask) -> bool:
-    """True if Flask would run nothing but the view for a request to ``app``."""
-    return not (
-        any(app.before_request_funcs.values())
-        or any(app.after_request_funcs.values())
-        or any(app.url_value_preprocessors.values())
-        or request_started.receivers
-        or request_finished.receivers
-    )
-
-
-def path_and_query(environ: WSGIEnvironment) -> tuple[str, str]:
-    """``request.path`` and the sorted query string, as Flask and ``cached`` make them."""
-    path = "/" + environ.get("PATH_INFO", "").encode("latin1").decode(errors="replace")
-    pairs = parse_qsl(
-        environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="werkzeug.url_quote"
-    )
-    return "/" + path.lstrip("/"), urlencode(sorted(pairs, key=lambda pair: pair[0]))
+def why_not_plain(app: Flask) -> str | None:
+    """Why Flask would run more than the view for a request to ``app``, or None."""
+    if any(app.before_request_funcs.values()):
+        return "the app has before_request functions"
+    if any(app.after_request_funcs.values()):
+        return "the app has after_request functions"
+    if any(app.url_value_preprocessors.values()):
+        return "the app has url_value_preprocessor functions"
+    if request_started.receivers or request_finished.receivers:
+        return "something listens to request_started or request_finished"
+    if type(app.session_interface) is not SecureCookieSessionInterface:
+        return "the app's session interface is not Flask's cookie one"
+    return None
 
 
 class FastPath:
-    """The middleware around ``app.wsgi_app``."""
+    """The middleware around Flask's ``wsgi_app``."""
 
     def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
+        self._told: str | None = None
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
@@ -70,9 +77,9 @@ class FastPath:
         if (
             cache is not None
             and cache.fast_prefixes
-            and environ.get("REQUEST_METHOD") in _METHODS
+            and environ.get("REQUEST_METHOD") == "GET"
             and not any(name in environ for name in _PERSONAL)
-            and plain(self.app)
+            and self._plain()
         ):
             try:
                 served = self._serve(cache, environ, start_response)
@@ -83,29 +90,64 @@ class FastPath:
                 return served
         return self.wsgi_app(environ, start_response)
 
+    def _plain(self) -> bool:
+        why = why_not_plain(self.app)
+        if why is not None and why != self._told:  # once per reason and process
+            self._told = why
+            logger.info("flask-uwsgicache: the fast path is off: %s", why)
+        return why is None
+
     def _serve(
         self, cache: Any, environ: WSGIEnvironment, start_response: StartResponse
     ) -> list[bytes] | None:
-        path, query = path_and_query(environ)
+        space = cache.responses
+        budget = space.stem_budget
         for prefix, query_string in list(cache.fast_prefixes):
-            key = prefix % path + (f"?{query}" if query_string and query else "")
-            data = cache.get(key)
-            if data is None:
-                continue
-            try:
-                stored = responses.parse(data)
-            except responses.BadStoredResponse:
-                continue
-            if not stored.fast:
+            key = view_key(environ, prefix, query_string, budget)
+            stored = self._find(space, key, environ)
+            if stored is None or not stored.fast:
                 continue
             status = f"{stored.status} {HTTP_STATUS_CODES.get(stored.status, 'UNKNOWN')}"
             start_response(status, stored.headers)
             cache.view_stats.record(cache, stored.name, HIT)
-            return [] if environ.get("REQUEST_METHOD") == "HEAD" else [stored.body]
+            return [stored.body]
+        return None
+
+    @staticmethod
+    def _find(space: Any, key: str, environ: WSGIEnvironment) -> responses.Stored | None:
+        """The response stored under ``key`` for this request (its variant, for a
+        response that varies), or None."""
+        data = space.get(key)
+        for _ in range(2):  # the view key, then maybe a variant's key
+            if data is None:
+                return None
+            try:
+                stored = responses.parse(data)
+            except responses.BadStoredResponse:
+                return None
+            if isinstance(stored, responses.Stored):
+                return stored
+            data = space.get(variant_key(stored.key, stored.headers, environ))
         return None
 
 
-def install(app: Flask) -> None:
-    """Put the fast path in front of ``app``'s WSGI app (``init_app`` calls this)."""
+def install(app: Flask) -> bool:
+    """Put the fast path right around Flask's ``wsgi_app`` (``init_app`` calls this);
+    False, with a log line, when something was wrapped there already."""
+    if "wsgi_app" in vars(app):
+        logger.warning(
+            "flask-uwsgicache: the fast path is off: app.wsgi_app was replaced before "
+            "init_app (by %r), and the fast path would answer before it. Call init_app "
+            "before wrapping app.wsgi_app in middleware to have it.",
+            vars(app)["wsgi_app"],
+        )
+        return False
     wrapped: Callable[..., Any] = app.wsgi_app
     app.wsgi_app = FastPath(app, wrapped)  # type: ignore[method-assign]
+    return True
+
+
+def unwrapped(app: Flask) -> bool:
+    """True if ``app.wsgi_app`` is the fast path right around Flask's own: no WSGI
+    middleware was wrapped there, before or after ``init_app``."""
+    return isinstance(vars(app).get("wsgi_app"), FastPath)

@@ -5,16 +5,22 @@ the function, send back ``(result, to_store)``) or a number of seconds to sleep.
 small drivers run it, :func:`run` for plain functions and :func:`run_async` for
 coroutines, so sync and async views share one implementation.
 
-Single flight: the first process to miss takes a lease (an ``add`` on a side key with a
-timeout); the others poll for the value with a growing interval, and compute themselves
-when the lease is gone or ``wait`` seconds have passed. A process that dies while
-computing holds the lease for at most ``wait`` seconds, because the lease expires.
+Single flight: the first process to miss takes a lease (an ``add`` on a key in the
+internal key space, with a timeout); the others poll for the value with a growing
+interval, and compute themselves when the lease is gone or ``wait`` seconds have passed.
+A process that dies while computing holds the lease for at most ``wait`` seconds,
+because the lease expires. When the holder's result is not stored (an error page, say),
+it turns the lease into a pass for a second: every waiter computes at once instead of
+queueing behind the next holder. A call that meets a lease its own thread (or task)
+already holds, a cached function called inside itself, computes directly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+import enum
 import os
 import time
 from collections.abc import Awaitable, Callable, Generator
@@ -29,10 +35,36 @@ COMPUTE: Final = object()
 NOTHING: Final[Any] = object()
 """``to_store`` for a result that must not be stored (an uncacheable response, say)."""
 
-LEASE_PREFIX = "\x00lease:"
-FRESH_PREFIX = "\x00fresh:"
 _FIRST_POLL = 0.005
 _MAX_POLL = 0.05
+# What a lease holds once its holder computed a result that it did not store, and how
+# long: long enough for every waiter to see it (they poll at least every _MAX_POLL).
+PASS = "pass"
+_PASS_SECONDS = 1.0
+# The leases this thread or task holds, so a nested call does not wait for itself.
+_held: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "flask_uwsgicache_leases", default=frozenset()
+)
+
+
+def lease_key(cache: BoundCache, key: str) -> str:
+    """The internal key of the lease on ``key`` of ``cache`` (in its key space)."""
+    return f"lease:{cache.space_tag.hex()}:{key}"
+
+
+def fresh_key(cache: BoundCache, key: str) -> str:
+    """The internal key that says ``key`` is fresh (``stale_while_revalidate``)."""
+    return f"fresh:{cache.space_tag.hex()}:{key}"
+
+
+class Lease(enum.Enum):
+    """What trying to take a lease found."""
+
+    TAKEN = "taken"
+    HELD = "held by another process"
+    PASS = "its holder let everyone compute"
+    REFUSED = "the cache refused it"
+
 
 Step = Any
 Plan = Generator[Step, Any, "Outcome"]
@@ -112,48 +144,75 @@ def read(cache: BoundCache | Quiet, key: str, decode: Callable[[Any], Any]) -> A
         return MISSING
 
 
-def _take_lease(
-    cache: BoundCache | Quiet, lease: str, token: str, wait: float
-) -> bool | None:
-    """True if taken, False if another process holds it, None if the cache refused."""
-    if cache.add(lease, token, timeout=wait):
-        return True
-    return False if cache.has(lease) else None
+def _take_lease(leases: BoundCache | Quiet, lease: str, token: str, wait: float) -> Lease:
+    """Try to take ``lease`` for ``wait`` seconds."""
+    if leases.add(lease, token, timeout=wait):
+        _held.set(_held.get() | {lease})
+        return Lease.TAKEN
+    holder = leases.get(lease)
+    if holder is None:
+        return Lease.REFUSED
+    return Lease.PASS if holder == PASS else Lease.HELD
 
 
-def _compute_and_store(
-    cache: BoundCache | Quiet, key: str, options: Options, lease: str | None, token: str
-) -> Plan:
+@dataclasses.dataclass(slots=True)
+class _Flight:
+    """One lookup's caches and keys."""
+
+    cache: BoundCache | Quiet
+    leases: BoundCache | Quiet
+    key: str
+    options: Options
+    lease: str
+    fresh: str
+    token: str
+
+
+def _compute_and_store(flight: _Flight, lease: str | None) -> Plan:
+    """Compute, store, then give ``lease`` (if held) back."""
+    cache, leases, key, options = flight.cache, flight.leases, flight.key, flight.options
+    token = flight.token
     # The lease is released only after the value is stored: released first, a waiter
     # polling in between would find neither and compute again (seen on Redis, where
     # the gap is a network round trip).
     try:
         result, to_store = yield COMPUTE
         if to_store is NOTHING:
+            if lease is not None and leases.get(lease) == token:
+                leases.set(lease, PASS, _PASS_SECONDS)  # waiters: compute, do not queue
+                _held.set(_held.get() - {lease})
+                lease = None
             return Outcome(result, hit=False)
-        timeout = cache.default_timeout if options.timeout is None else options.timeout
-        swr = options.stale_while_revalidate
-        ttl = timeout + swr if swr and timeout else timeout
+        ttl = ttl_of(cache, options)
         stored = cache.set(key, to_store, ttl)
-        if not stored and lease is not None and _release(cache, lease, token):
+        if not stored and lease is not None and _release(leases, lease, token):
             # In a full cache the lease may hold the last free slot: give it back.
             lease = None
             stored = cache.set(key, to_store, ttl)
-        if stored and swr and timeout:
-            cache.set(FRESH_PREFIX + key, 1, timeout)
+        if stored and options.stale_while_revalidate and ttl:
+            leases.set(flight.fresh, 1, ttl - options.stale_while_revalidate)
         return Outcome(result, hit=False, refused=not stored)
     finally:
         if lease is not None:
-            _release(cache, lease, token)
+            _release(leases, lease, token)
 
 
-def _release(cache: BoundCache | Quiet, lease: str, token: str) -> bool:
+def ttl_of(cache: BoundCache | Quiet, options: Options) -> float:
+    """How long an entry computed with ``options`` is kept (seconds, 0 for ever):
+    its timeout, plus ``stale_while_revalidate``."""
+    timeout = cache.default_timeout if options.timeout is None else options.timeout
+    swr = options.stale_while_revalidate
+    return timeout + swr if swr and timeout else timeout
+
+
+def _release(leases: BoundCache | Quiet, lease: str, token: str) -> bool:
     """Delete ``lease`` if this process still holds it; True if it did."""
-    return cache.get(lease) == token and cache.delete(lease)
+    _held.set(_held.get() - {lease})
+    return leases.get(lease) == token and leases.delete(lease)
 
 
 def plan(
-    cache: BoundCache | Quiet,
+    cache: BoundCache,
     key: str,
     options: Options,
     forced: bool = False,
@@ -165,41 +224,46 @@ def plan(
     ``forced`` computes and stores whatever is there (a forced refresh); ``looked``
     skips only the first lookup (the caller has just looked and missed).
     """
-    if options.quiet and not isinstance(cache, Quiet):
-        cache = Quiet(cache)
-    lease = LEASE_PREFIX + key
+    here: BoundCache | Quiet = cache
+    leases: BoundCache | Quiet = cache.internal
+    if options.quiet:
+        here, leases = Quiet(cache), Quiet(cache.internal)
     token = f"{os.getpid()}:{time.monotonic_ns()}"
+    lease = lease_key(cache, key)
+    flight = _Flight(here, leases, key, options, lease, fresh_key(cache, key), token)
+    if lease in _held.get():  # called inside its own computation: no one to wait for
+        return (yield from _compute_and_store(flight, None))
     if not forced and not looked:
-        found = read(cache, key, options.decode)
+        found = read(here, key, options.decode)
         if found is not MISSING:
-            if not options.stale_while_revalidate or cache.has(FRESH_PREFIX + key):
+            if not options.stale_while_revalidate or leases.has(flight.fresh):
                 return Outcome(found, hit=True)
             # Stale: one process refreshes, the others serve the stale copy meanwhile.
-            if _take_lease(cache, lease, token, options.wait):
-                return (yield from _compute_and_store(cache, key, options, lease, token))
+            if _take_lease(leases, lease, token, options.wait) is Lease.TAKEN:
+                return (yield from _compute_and_store(flight, lease))
             return Outcome(found, hit=True)
     if not options.single_flight:
-        return (yield from _compute_and_store(cache, key, options, None, token))
+        return (yield from _compute_and_store(flight, None))
     deadline = time.monotonic() + options.wait
     interval = _FIRST_POLL
     while True:
-        taken = _take_lease(cache, lease, token, options.wait)
-        if taken is not False and not forced:
+        taken = _take_lease(leases, lease, token, options.wait)
+        if taken is not Lease.HELD and not forced:
             # Taken, or gone: the holder may have stored the value and let go since
             # this process last read (one network round trip on Redis).
-            found = read(cache, key, options.decode)
+            found = read(here, key, options.decode)
             if found is not MISSING:
-                if taken:
-                    cache.delete(lease)
+                if taken is Lease.TAKEN:
+                    _release(leases, lease, token)
                 return Outcome(found, hit=True)
-        if taken is None or time.monotonic() >= deadline:
-            # The cache refused the lease (full?) or the holder is too slow: go alone.
-            return (yield from _compute_and_store(cache, key, options, None, token))
-        if taken:
-            return (yield from _compute_and_store(cache, key, options, lease, token))
+        if taken is Lease.TAKEN:
+            return (yield from _compute_and_store(flight, lease))
+        if taken is not Lease.HELD or time.monotonic() >= deadline:
+            # Refused (a full cache?), a pass, or the holder is too slow: go alone.
+            return (yield from _compute_and_store(flight, None))
         yield interval
         interval = min(interval * 2, _MAX_POLL)
-        found = read(cache, key, options.decode)
+        found = read(here, key, options.decode)
         if found is not MISSING:
             return Outcome(found, hit=True)
 

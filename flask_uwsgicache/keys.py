@@ -1,8 +1,15 @@
-"""Storage keys: an app's key prefix and key as UTF-8, hashed to fit the store's keysize.
+"""Storage keys: an app's key prefix, a key space and the key as UTF-8, hashed to fit.
 
 uWSGI rejects keys longer than ``keysize`` without an error and silently truncates keys
-of 64 KiB or more (reference/uwsgi-cache2.md §0.5), so no key longer than the store
+of 64 KiB or more (see the uWSGI facts in README.rst), so no key longer than the store
 takes is ever passed to it. Keys that fit stay readable, for uWSGI's own tools.
+
+Key spaces keep what different parts of the package store apart: the values of
+``get``/``set`` (no marker), whole responses of cached views, results of plain functions
+under ``cached``, memoized results, and internal entries (leases, versions, statistics).
+Every space but the users' starts with the byte 0xFE, which never occurs in UTF-8: no
+``str`` key can name an entry of another space, and a response is only ever read from
+the responses' space.
 """
 
 from __future__ import annotations
@@ -18,24 +25,42 @@ HASH_MARK = b"\xff"
 DIGEST_CHARS = 22
 HASHED_TAIL = len(HASH_MARK) + DIGEST_CHARS
 
+#: The key spaces (see the module docstring): the bytes between an app's prefix and a key.
+USER = b""
+RESPONSES = b"\xfeR"
+RESULTS = b"\xfeC"
+MEMOIZED = b"\xfeM"
+INTERNAL = b"\xfeI"
+SPACES = (USER, RESPONSES, RESULTS, MEMOIZED, INTERNAL)
 
-def storage_key(prefix: str, key: str, max_size: int) -> bytes:
-    """The store's key for ``key`` under ``prefix``: UTF-8, at most ``max_size`` bytes.
+
+def storage_key(prefix: bytes, key: str, max_size: int) -> bytes:
+    """The store's key for ``key`` under ``prefix`` (the app's prefix and a key space):
+    UTF-8, at most ``max_size`` bytes.
 
     Raises :class:`InvalidKeyError` for an empty or non-``str`` key.
     """
-    try:
-        encoded = (prefix + key).encode()
-    except TypeError:
-        raise InvalidKeyError(
-            f"cache keys are str, not {type(key).__name__}: {key!r:.80}"
-        ) from None
-    except UnicodeEncodeError:  # lone surrogates: still one distinct key each
-        encoded = (prefix + key).encode("utf-8", "surrogatepass")
+    if type(key) is not str and not isinstance(key, str):
+        raise InvalidKeyError(f"cache keys are str, not {type(key).__name__}: {key!r:.80}")
     if not key:
         raise InvalidKeyError("the empty string is not a cache key")
+    try:
+        encoded = prefix + key.encode()
+    except UnicodeEncodeError:  # lone surrogates: still one distinct key each
+        encoded = prefix + key.encode("utf-8", "surrogatepass")
     if len(encoded) <= max_size:
         return encoded
+    return hashed(encoded, max_size)
+
+
+def hashed(encoded: bytes, max_size: int) -> bytes:
+    """``encoded`` cut to its head and a digest of the whole, ``max_size`` bytes long."""
     digest = hashlib.blake2b(encoded, digest_size=16).digest()
     tail = HASH_MARK + base64.urlsafe_b64encode(digest)[:DIGEST_CHARS]
     return encoded[: max_size - len(tail)] + tail
+
+
+def short_digest(text: str) -> str:
+    """A 12-character digest of ``text`` (72 bits), for parts of keys kept short."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=9)
+    return base64.urlsafe_b64encode(digest.digest()).decode()

@@ -18,9 +18,10 @@ from typing import Any
 
 from . import flight, wrapping
 from .cache import BoundCache
+from .keys import MEMOIZED
 from .wrapping import Call
 
-VERSION_PREFIX = "\x00memver:"
+VERSION_PREFIX = "memver:"
 
 
 def _identity(value: Any) -> str:
@@ -56,11 +57,11 @@ class Memoized:
 
     def version(self, cache: BoundCache, create: bool = True) -> str:
         """The function's current version, created on first use."""
-        key = VERSION_PREFIX + self.name
-        version = cache.get(key)
+        versions, key = cache.internal, VERSION_PREFIX + self.name
+        version = versions.get(key)
         if version is None and create:
-            cache.add(key, secrets.token_hex(4), timeout=0)
-            version = cache.get(key)
+            versions.add(key, secrets.token_hex(4), timeout=0)
+            version = versions.get(key)
         return str(version)
 
     def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -127,11 +128,10 @@ class MemoizeMixin(wrapping.CacheOwner):
             def prepare(args: wrapping.Args, kwargs: wrapping.Kwargs) -> Call | None:
                 if wrapping.bypass(unless, f, *args, **kwargs):
                     return None
-                cache = self.cache
+                cache = self.cache.space(MEMOIZED)
                 key = memoized.key(cache, args, kwargs)
-                return Call(
-                    cache, key, options, forced=bool(forced_update and forced_update())
-                )
+                forced = bool(forced_update and wrapping.user_call(forced_update))
+                return Call(cache, key, options, forced=forced)
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:
                 return wrapping.keep_result(result, cache_none, response_filter)
@@ -148,13 +148,13 @@ class MemoizeMixin(wrapping.CacheOwner):
         memoized, bound_self = _memoized_of(f)
         if not args and not kwargs and not bound_self:
             return self.delete_memoized_verhash(f)
-        cache = self.cache
+        cache = self.cache.space(MEMOIZED)
         return cache.delete(memoized.key(cache, bound_self + args, kwargs))
 
     def delete_memoized_verhash(self, f: Callable[..., Any]) -> bool:
         """Drop every entry of ``f``, in every process, by deleting its version."""
         memoized, _ = _memoized_of(f)
-        return self.cache.delete(VERSION_PREFIX + memoized.name)
+        return self.cache.internal.delete(VERSION_PREFIX + memoized.name)
 
 
 def _memoized_of(f: Any) -> tuple[Memoized, tuple[Any, ...]]:

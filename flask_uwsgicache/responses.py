@@ -5,7 +5,14 @@ A stored response is ``bytes`` (so it takes the envelope's raw path, no pickle):
     b"uCR2" | head length (uint32 LE) | JSON head | body
 
 where the head is ``[status, [[name, value], ...], view name, fast]``: ``fast`` says the
-view may be answered by :mod:`flask_uwsgicache.fastpath` without running Flask.
+fast path (and the edge) may answer it without running Flask. A response that varies on
+request headers is stored under its variant's key, and its view key holds a marker
+instead::
+
+    b"uCV1" | JSON [view key, [header, ...]]
+
+Both live only in the responses' key space (:mod:`flask_uwsgicache.keys`), which nothing
+but a cached view writes.
 """
 
 from __future__ import annotations
@@ -17,30 +24,50 @@ import struct
 from flask import Response
 
 MAGIC = b"uCR2"
+VARY_MAGIC = b"uCV1"
 _LENGTH = struct.Struct("<I")
-_PRIVATE = ("private", "no-store")
+# Cache-Control directives that forbid a shared cache to store the response (RFC 9111
+# 5.2.2): no-cache would need a revalidation with the app before every use.
+_NOT_SHARED = ("private", "no-store", "no-cache")
+# Vary on these means "per user" (Cookie: what Flask adds once the session is used;
+# Authorization: what tells users apart) or "per request" (*): never stored.
+_PERSONAL_VARY = frozenset(("*", "cookie", "authorization"))
 
 
 class BadStoredResponse(ValueError):
     """Bytes under a view's key that are not a response stored by this module."""
 
 
-def is_cacheable(response: Response) -> bool:
-    """Whether ``response`` is the same for everyone and can be stored whole.
+def refusal(response: Response) -> str | None:
+    """Why ``response`` must not be stored to be served to others, or None.
 
-    Never a streamed response, one that sets a cookie, varies on the cookie or on
-    everything, or is marked private or no-store.
+    Never a streamed response, one that sets a cookie, varies on the cookie, on
+    ``Authorization`` or on everything, or is marked private, no-store or no-cache.
     """
     if response.is_streamed or response.direct_passthrough:
-        return False
+        return "it is streamed"
     headers = response.headers
     if "Set-Cookie" in headers:
-        return False
-    vary = headers.get("Vary", "").lower()
-    if "cookie" in vary or "*" in vary:
-        return False
+        return "it sets a cookie"
+    if _PERSONAL_VARY.intersection(vary_names(response)):
+        return "it varies on Cookie, Authorization or *"
     cache_control = headers.get("Cache-Control", "").lower()
-    return not any(word in cache_control for word in _PRIVATE)
+    if any(word in cache_control for word in _NOT_SHARED):
+        return "its Cache-Control is private, no-store or no-cache"
+    return None
+
+
+def is_cacheable(response: Response) -> bool:
+    """Whether ``response`` is the same for everyone and can be stored whole."""
+    return refusal(response) is None
+
+
+def vary_names(response: Response) -> list[str]:
+    """The request headers ``response`` varies on, lower-case, sorted, no repeats."""
+    names: set[str] = set()
+    for value in response.headers.getlist("Vary"):
+        names.update(name.strip().lower() for name in value.split(",") if name.strip())
+    return sorted(names)
 
 
 @dataclasses.dataclass(slots=True)
@@ -61,6 +88,14 @@ class Stored:
         return response
 
 
+@dataclasses.dataclass(slots=True)
+class VaryMarker:
+    """What a view key holds for a response that varies on request ``headers``."""
+
+    key: str
+    headers: list[str]
+
+
 def dump(response: Response, name: str = "", fast: bool = False) -> bytes:
     """The stored form of ``response``: status, headers in order, body, and the view."""
     head = json.dumps(
@@ -70,11 +105,22 @@ def dump(response: Response, name: str = "", fast: bool = False) -> bytes:
     return b"".join((MAGIC, _LENGTH.pack(len(head)), head, response.get_data()))
 
 
-def parse(data: object) -> Stored:
-    """The parts of a stored response; :class:`BadStoredResponse` if it is not one."""
-    if type(data) is not bytes or not data.startswith(MAGIC):
+def dump_marker(key: str, headers: list[str]) -> bytes:
+    """The stored form of a :class:`VaryMarker`."""
+    return VARY_MAGIC + json.dumps([key, headers], separators=(",", ":")).encode()
+
+
+def parse(data: object) -> Stored | VaryMarker:
+    """The parts of a stored response or marker; :class:`BadStoredResponse` if it is
+    neither."""
+    if type(data) is not bytes:
         raise BadStoredResponse("not a stored response")
     try:
+        if data.startswith(VARY_MAGIC):
+            key, headers = json.loads(data[len(VARY_MAGIC) :])
+            return VaryMarker(str(key), [str(header) for header in headers])
+        if not data.startswith(MAGIC):
+            raise BadStoredResponse("not a stored response")
         (length,) = _LENGTH.unpack_from(data, len(MAGIC))
         start = len(MAGIC) + _LENGTH.size
         status, headers, name, fast = json.loads(data[start : start + length])
@@ -82,8 +128,3 @@ def parse(data: object) -> Stored:
         return Stored(int(status), pairs, data[start + length :], str(name), bool(fast))
     except (struct.error, ValueError, TypeError) as error:
         raise BadStoredResponse(f"damaged stored response: {error}") from None
-
-
-def load(data: object) -> Response:
-    """The response stored as ``data``; :class:`BadStoredResponse` if it is not one."""
-    return parse(data).response()

@@ -1,11 +1,21 @@
 """``cache.cached(...)``: whole responses of views, or the value of plain functions.
 
-Option names and meanings follow Flask-Caching where they overlap, with two differences
-that make it safe by default: the default key includes the query string (normalised, so
-``?a=1&b=2`` and ``?b=2&a=1`` share an entry), and only 200 responses that are the same
-for everyone are stored (see :func:`flask_uwsgicache.responses.is_cacheable`).
-A cache fault never reaches the client: the view's own response is served and a line
-is logged.
+Option names and meanings follow Flask-Caching where they overlap, with differences that
+make it safe by default (README: "What is never cached, and why"):
+
+* the default key (a ``key_prefix`` with ``%s``) is derived from the whole request by
+  :func:`flask_uwsgicache.viewkeys.view_key`: raw path, sorted query string, scheme,
+  host and script root;
+* only GET and HEAD, only 200 responses (or what ``response_filter`` accepts) that are
+  the same for everyone (:func:`flask_uwsgicache.responses.refusal`), never the answer
+  to a personal request (credentials or a session: :mod:`flask_uwsgicache.privacy`);
+* ``Vary`` is honoured: each variant is stored under its own key;
+* responses, and results of plain functions, live in key spaces of their own.
+
+A cache fault never reaches the client: the view's own response is served and a line is
+logged. An exception in the user's own callables (``unless``, ``make_cache_key``, a
+callable ``key_prefix``, ``forced_update``, ``response_filter``) propagates when the app
+is in debug or testing mode, and is logged otherwise.
 """
 
 from __future__ import annotations
@@ -14,43 +24,84 @@ import dataclasses
 import hashlib
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import Response, current_app, has_request_context, make_response, request
+from flask import (
+    Response,
+    current_app,
+    has_request_context,
+    make_response,
+    request,
+)
 
 from . import flight, responses
 from .cache import BoundCache
+from .envelope import MISSING
+from .keys import RESULTS
+from .privacy import Watch, is_personal
+from .viewkeys import variant_key, view_key
 from .wrapping import (
     Args,
     CacheOwner,
     Call,
     Kwargs,
+    UserCallableFailed,
     bypass,
     fault,
     function_name,
     keep_result,
+    user_call,
     wrap,
 )
 
 _CACHEABLE_METHODS = ("GET", "HEAD")
 
 
-def normalized_query() -> str:
-    """The request's query string with parameters sorted by name (values keep order)."""
-    items = sorted(request.args.items(multi=True), key=lambda item: item[0])
-    return urlencode(items)
-
-
 def serves_request(f: Callable[..., Any]) -> bool:
     """Whether ``f`` (maybe under other decorators) is the view of the current request."""
-    if not has_request_context():
-        return False
     view: Any = current_app.view_functions.get(request.endpoint or "")
     while view is not None:
         if getattr(view, "__wrapped__", None) is f:
             return True
         view = getattr(view, "__wrapped__", None)
     return False
+
+
+@dataclasses.dataclass(frozen=True)
+class _KeyOptions:
+    """How ``cached`` makes keys (see :meth:`ViewsMixin.cached`)."""
+
+    key_prefix: str | Callable[[], str]
+    query_string: bool
+    make_cache_key: Callable[..., str] | None
+    source: str
+
+    @property
+    def from_path(self) -> bool:
+        """True for the default kind of key: derived from the request's path."""
+        return (
+            isinstance(self.key_prefix, str)
+            and "%s" in self.key_prefix
+            and self.make_cache_key is None
+        )
+
+    @property
+    def from_function(self) -> bool:
+        """True when the app's own function computes the key."""
+        return self.make_cache_key is not None or callable(self.key_prefix)
+
+    def key(self, cache: BoundCache, args: Args, kwargs: Kwargs) -> str:
+        """The key of one call (``cache`` is the space it is stored in)."""
+        if self.make_cache_key is not None:
+            key = str(user_call(self.make_cache_key, *args, **kwargs))
+        elif callable(self.key_prefix):
+            key = str(user_call(self.key_prefix))
+        elif "%s" in self.key_prefix:
+            key = view_key(
+                request.environ, self.key_prefix, self.query_string, cache.stem_budget
+            )
+        else:
+            key = self.key_prefix
+        return f"{key}:{self.source}" if self.source else key
 
 
 class ViewsMixin(CacheOwner):
@@ -76,44 +127,44 @@ class ViewsMixin(CacheOwner):
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Cache a view's whole response, or a function's value.
 
-        For a view (GET and HEAD only) the default key is ``key_prefix % request.path``
-        plus the query string with its parameters sorted (``query_string=False`` leaves
-        it out). A ``key_prefix`` without ``%s`` is the key itself; a callable
-        ``key_prefix`` returns the key; ``make_cache_key(*args, **kwargs)`` overrides
-        both. Only responses ``response_filter`` accepts (by default: status 200) that
-        set no cookie, do not vary on the cookie, are not private and not streamed are
-        stored, in a compact non-pickle format. ``unless()`` skips the cache,
-        ``forced_update()`` recomputes and stores. ``source_check`` puts a hash of the
-        function's code (by ``hash_method``) in the key. ``response_hit_indication``
-        adds a ``hit_cache`` header. On a miss, one process computes (``single_flight``)
-        while the others wait up to ``single_flight_wait`` seconds;
-        ``stale_while_revalidate`` seconds serve an expired copy while one process
-        refreshes it. Cache faults are logged and the view's own response is served.
+        For a view (GET and HEAD only) the default key (``key_prefix`` with ``%s``) is
+        derived from the request: path, query string with its parameters sorted
+        (``query_string=False`` leaves it out), scheme, host and script root. A
+        ``key_prefix`` without ``%s`` is the key itself; a callable ``key_prefix``
+        returns the key; ``make_cache_key(*args, **kwargs)`` overrides both. Only
+        responses ``response_filter`` accepts (by default: status 200) that are the
+        same for everyone are stored (no cookie set, not private, no-store or no-cache,
+        not varying on Cookie, Authorization or ``*``, not streamed), each ``Vary``
+        variant under its own key, in a compact non-pickle format. Requests with
+        credentials or a session run the view uncached, unless the app's own function
+        makes the key. ``unless()`` skips the cache, ``forced_update()`` recomputes and
+        stores. ``source_check`` puts a hash of the function's code (by
+        ``hash_method``) in the key. ``response_hit_indication`` adds a ``hit_cache``
+        header. On a miss, one process computes (``single_flight``) while the others
+        wait up to ``single_flight_wait`` seconds; ``stale_while_revalidate`` seconds
+        serve an expired copy while one process refreshes it. Cache faults are logged
+        and the view's own response is served.
 
-        ``edge=True`` also puts the response of a GET at the edge (see
+        ``edge=True`` also puts the response of an anonymous GET at the edge (see
         :mod:`flask_uwsgicache.edge`): uWSGI then answers that URI from its cache by
         internal routing, without calling Python, until the timeout or
-        ``delete_edge(path)``. Only for views that are the same for everyone: it cannot
-        be combined with the per-request options above.
+        ``delete_edge(path)``. Only for views whose key is the default one and that
+        use no per-request options.
         """
         options = flight.Options(
             timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
         )
-        view_options = dataclasses.replace(options, decode=responses.load)
-
-        # Views whose answer depends on nothing but the path and query string may be
-        # served by the fast path (see flask_uwsgicache.fastpath).
+        keys = _KeyOptions(key_prefix, query_string, make_cache_key, "")
+        # Views whose answer depends on nothing but the request's URL may be served by
+        # the fast path and the edge (see flask_uwsgicache.fastpath).
         fast = (
-            isinstance(key_prefix, str)
-            and "%s" in key_prefix
+            keys.from_path
             and unless is None
             and forced_update is None
-            and make_cache_key is None
             and not source_check
             and not stale_while_revalidate
             and not response_hit_indication
         )
-
         if edge and not fast:
             raise ValueError(
                 "cached(edge=True) responses are served by uWSGI without running Flask, "
@@ -121,63 +172,123 @@ class ViewsMixin(CacheOwner):
                 "source_check, stale_while_revalidate, response_hit_indication or a "
                 "key_prefix without %s. Drop those options or edge=True."
             )
-        if edge:
-            self.edge_key_prefixes[str(key_prefix)] = None
+        if keys.from_path:
+            self.path_key_prefixes[str(key_prefix)] = None
 
         def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
             source = (
                 hash_method(f.__code__.co_code).hexdigest()[:16] if source_check else ""
             )
             name = function_name(f)
+            call_keys = dataclasses.replace(keys, source=source)
+            this: list[Callable[..., Any]] = []  # the wrapper, once made
+
+            def load(data: object) -> Any:
+                stored = responses.parse(data)
+                if isinstance(stored, responses.VaryMarker):
+                    environ = request.environ
+                    found = self.cache.responses.get(
+                        variant_key(stored.key, stored.headers, environ)
+                    )
+                    if found is None:
+                        return MISSING
+                    stored = responses.parse(found)
+                    if isinstance(stored, responses.VaryMarker):
+                        raise responses.BadStoredResponse("a marker under a variant key")
+                return stored.response()
+
+            view_options = dataclasses.replace(options, decode=load)
 
             def make_key(*args: Any, **kwargs: Any) -> str:
-                if make_cache_key is not None:
-                    key = make_cache_key(*args, **kwargs)
-                elif callable(key_prefix):
-                    key = key_prefix()
-                elif "%s" in key_prefix:
-                    key = key_prefix % request.path
-                    query = normalized_query() if query_string else ""
-                    key += f"?{query}" if query else ""
-                else:
-                    key = key_prefix
-                return f"{key}:{source}" if source else key
+                cache = self.cache
+                view = has_request_context() and serves_request(f)
+                return call_keys.key(
+                    cache.responses if view else cache.space(RESULTS), args, kwargs
+                )
 
             def prepare(args: Args, kwargs: Kwargs) -> Call | None:
-                view = serves_request(f)
+                in_request = has_request_context()
+                view = in_request and serves_request(f)
                 if view and request.method not in _CACHEABLE_METHODS:
                     return None
                 if bypass(unless, f, *args, **kwargs):
                     return None
+                # Keys from the URL cannot tell users apart (nor can a fixed key).
+                guarded = in_request and (
+                    keys.from_path or (view and not keys.from_function)
+                )
+                if guarded and is_personal(request.environ):
+                    return None
                 cache = self.cache
+                space = cache.responses if view else cache.space(RESULTS)
+                key = call_keys.key(space, args, kwargs)
+                forced = bool(forced_update and user_call(forced_update))
                 if view and fast:
                     cache.fast_prefixes[(str(key_prefix), query_string)] = None
                 return Call(
-                    cache,
-                    make_key(*args, **kwargs),
+                    space,
+                    key,
                     view_options if view else options,
-                    forced=bool(forced_update and forced_update()),
+                    forced=forced,
                     view=view,
                     hit_indication=response_hit_indication,
+                    watch=Watch.start() if guarded else None,
                 )
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:
                 if not call.view:
-                    return keep_result(result, cache_none, response_filter)
+                    result, to_store = keep_result(result, cache_none, response_filter)
+                    if call.watch is not None and (
+                        call.watch.refusal() or call.watch.read_session()
+                    ):
+                        return result, flight.NOTHING
+                    return result, to_store
                 response = make_response(result)
                 if response_filter is not None:
-                    keep = response_filter(response)
+                    keep = user_call(response_filter, response)
                 else:
                     keep = response.status_code == 200
-                if keep and responses.is_cacheable(response):
-                    if edge:
+                if not keep or responses.refusal(response) is not None:
+                    return response, flight.NOTHING
+                if call.watch is not None:
+                    if call.watch.refusal() is not None:
+                        return response, flight.NOTHING
+                    if call.watch.read_session():
+                        # What Flask adds once the session is read; kept with the copy.
+                        response.vary.add("Cookie")
+                direct = bool(this) and (
+                    current_app.view_functions.get(request.endpoint or "") is this[0]
+                )
+                return response, store(call, response, fast and direct)
+
+            def store(call: Call, response: Response, direct: bool) -> Any:
+                environ = request.environ
+                shared = (
+                    direct
+                    and request.method == "GET"
+                    and "HTTP_COOKIE" not in environ
+                    and call.watch is not None
+                    and not call.watch.accessed
+                    and "Cookie" not in response.vary
+                )
+                headers = responses.vary_names(response)
+                data = responses.dump(response, name, shared)
+                if not headers:
+                    if edge and shared:
                         to_edge(call.cache, response)
-                    return response, responses.dump(response, name, fast)
-                return response, flight.NOTHING
+                    return data
+                try:  # each variant under its own key, a marker under the view's
+                    variant = variant_key(call.key, headers, environ)
+                    call.cache.set(variant, data, flight.ttl_of(call.cache, call.options))
+                except Exception as error:  # the response is served all the same
+                    fault(call.cache, error)
+                    return flight.NOTHING
+                return responses.dump_marker(call.key, headers)
 
             def to_edge(cache: BoundCache, response: Response) -> None:
                 try:
                     cache.edge.store(
+                        current_app,
                         request.environ,
                         response,
                         cache.default_timeout if timeout is None else timeout,
@@ -185,8 +296,18 @@ class ViewsMixin(CacheOwner):
                 except Exception as error:  # the response is served all the same
                     fault(cache, error)
 
-            wrapper = wrap(f, prepare, finish, timeout)
+            def finish_safely(call: Call, result: Any) -> tuple[Any, Any]:
+                try:
+                    return finish(call, result)
+                except UserCallableFailed as failed:
+                    if failed.propagate:
+                        raise failed.error from None
+                    failed.log(call.cache.log)
+                    return result, flight.NOTHING
+
+            wrapper = wrap(f, prepare, finish_safely, timeout)
             wrapper.make_cache_key = make_key  # type: ignore[attr-defined]
+            this.append(wrapper)
             return wrapper
 
         return decorator

@@ -21,7 +21,7 @@ from .envelope import EntryRejected
 if TYPE_CHECKING:
     from .cache import BoundCache
 
-SLOT_PREFIX = "\x00viewstats:"
+SLOT_PREFIX = "viewstats:"
 FIELDS = ("hits", "misses", "refused")
 HIT, MISS, REFUSED = range(3)
 _RECORD = struct.Struct("<3qH")
@@ -66,12 +66,12 @@ class ViewStats:
         if self._pid != os.getpid():  # first event in this process, or after a fork
             self._pid, self._slot = os.getpid(), SLOT_PREFIX + _worker_name()
             # Continue what an earlier process with this worker id counted.
-            self._counts = dict(_records(cache.get(self._slot)))
+            self._counts = dict(_records(cache.internal.get(self._slot)))
             self._encoded = {key: self._encode(key) for key in self._counts}
         counts = self._counts.setdefault(name, [0, 0, 0])
         counts[field] += 1
         self._encoded[name] = self._encode(name)
-        cache.set(self._slot, b"".join(self._encoded.values()), timeout=0)
+        cache.internal.set(self._slot, b"".join(self._encoded.values()), timeout=0)
 
     def _encode(self, name: str) -> bytes:
         encoded = name.encode()[:65535]
@@ -79,11 +79,8 @@ class ViewStats:
 
     def totals(self, cache: BoundCache) -> dict[str, dict[str, int]]:
         """``{name: {"hits": n, "misses": n, "refused": n}}`` summed over every slot."""
-        prefix = (cache.key_prefix + SLOT_PREFIX).encode()
         totals: dict[str, list[int]] = {}
-        for storage_key in cache.backend.keys():
-            if not storage_key.startswith(prefix):
-                continue
+        for storage_key in cache.internal.own_keys(SLOT_PREFIX.encode()):
             entry = cache.backend.get(storage_key)
             try:
                 slot = cache.envelope.decode(storage_key, entry) if entry else None

@@ -14,12 +14,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app, has_app_context
 
 from . import flight
 from .cache import BoundCache
 from .envelope import MISSING
-from .logs import logger
+from .logs import RateLimitedLog
+from .privacy import Watch
 from .viewstats import HIT, MISS, REFUSED
 
 Args = tuple[Any, ...]
@@ -37,12 +38,19 @@ class Call:
     forced: bool = False
     view: bool = False
     hit_indication: bool = False
+    #: The request's state before the call, when the request decides what is stored.
+    watch: Watch | None = None
+
+
+# Faults met before a cache is known (no app, no extension) are logged here.
+_log = RateLimitedLog()
 
 
 class CacheOwner:
     """What the decorator mixins need from the extension: the current app's cache."""
 
-    edge_key_prefixes: dict[str, None]
+    #: The ``key_prefix`` (with ``%s``) of every ``cached`` view, for ``delete_edge``.
+    path_key_prefixes: dict[str, None]
 
     @property
     def cache(self) -> BoundCache:
@@ -56,9 +64,37 @@ def keep_result(
     and only what ``response_filter`` (if given) accepts."""
     if result is None and not cache_none:
         return result, flight.NOTHING
-    if response_filter is not None and not response_filter(result):
+    if response_filter is not None and not user_call(response_filter, result):
         return result, flight.NOTHING
     return result, result
+
+
+class UserCallableFailed(Exception):
+    """An exception raised by one of the app's own callables given to a decorator."""
+
+    def __init__(self, function: Callable[..., Any], error: Exception) -> None:
+        super().__init__(f"{getattr(function, '__qualname__', function)!s}: {error!r}")
+        self.error = error
+        #: True in debug and testing mode: the error reaches the app as it is.
+        self.propagate = has_app_context() and bool(
+            current_app.debug or current_app.testing
+        )
+
+    def log(self, log: RateLimitedLog) -> None:
+        """Log it (rate-limited); the call goes on uncached."""
+        log.warning(
+            "UserCallableFailed",
+            f"flask-uwsgicache: going on uncached: the app's callable {self}",
+        )
+
+
+def user_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)``, an app's own callable; its exception comes out as
+    :class:`UserCallableFailed`."""
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:
+        raise UserCallableFailed(function, error) from error
 
 
 def function_name(f: Callable[..., Any]) -> str:
@@ -74,26 +110,29 @@ def bypass(
     if unless is None:
         return False
     parameters = inspect.signature(unless).parameters
-    return bool(unless(f, *args, **kwargs) if parameters else unless())
+    return bool(user_call(unless, f, *args, **kwargs) if parameters else user_call(unless))
 
 
 def fault(cache: BoundCache | None, error: Exception) -> None:
     """Log a cache fault met by a decorator (rate-limited); the call goes on uncached."""
     message = f"flask-uwsgicache: going on uncached after a cache fault: {error!r}"
-    if cache is None:
-        logger.warning(message)
-    else:
-        cache.log.warning("DecoratorFault", message)
+    (_log if cache is None else cache.log).warning("DecoratorFault", message)
 
 
 def guarded(
     prepare: Callable[[Args, Kwargs], Call | None],
 ) -> Callable[[Args, Kwargs], Call | None]:
-    """``prepare`` with every exception logged as a fault and turned into "no cache"."""
+    """``prepare`` with every exception logged and turned into "no cache", except the
+    app's own errors in debug and testing mode."""
 
     def safe(args: Args, kwargs: Kwargs) -> Call | None:
         try:
             return prepare(args, kwargs)
+        except UserCallableFailed as failed:
+            if failed.propagate:
+                raise failed.error from None
+            failed.log(_log)
+            return None
         except Exception as error:  # a decorator never turns a cache fault into a 500
             fault(None, error)
             return None

@@ -131,6 +131,23 @@ def cache(app: Flask) -> BoundCache:
 
 
 @pytest.fixture
+def stored_responses(cache: BoundCache) -> Callable[[], list[bytes]]:
+    """What cached views have stored (responses and Vary markers), in any order."""
+
+    def stored() -> list[bytes]:
+        space = cache.responses
+        found = []
+        for key in space.own_keys():
+            entry = cache.backend.get(key)
+            value = cache.envelope.decode(key, entry) if entry is not None else None
+            if isinstance(value, bytes):
+                found.append(value)
+        return found
+
+    return stored
+
+
+@pytest.fixture
 def advance(cache: BoundCache, clock: FakeClock) -> Callable[[float], None]:
     """Let ``seconds`` pass: on the fake clock for memory, really for uWSGI."""
 

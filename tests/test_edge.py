@@ -20,7 +20,7 @@ import pytest
 from flask import Flask, Response, jsonify
 
 from flask_uwsgicache import UWSGICache
-from flask_uwsgicache.edge import Edge, parse_config, route_line
+from flask_uwsgicache.edge import ROUTE_GUARDS, Edge, parse_config, route_line, route_lines
 from flask_uwsgicache.logs import RateLimitedLog
 
 Start = Callable[..., Any]
@@ -159,7 +159,7 @@ def test_edge_refuses_per_request_options() -> None:
         (lambda: with_header("Set-Cookie", "a=b"), "same for everyone"),
         (lambda: with_header("Vary", "Accept-Language"), "varies"),
         (lambda: with_header("Content-Security-Policy", "default-src 'self'"), "header"),
-        (lambda: with_header("Cache-Control", "no-cache"), "revalidation"),
+        (lambda: with_header("Cache-Control", "no-cache"), "no-cache"),
         (lambda: Response(b"", content_type=HTML), "empty"),
         (lambda: jsonify(a=1), "no edge cache for Content-Type"),
     ],
@@ -169,8 +169,29 @@ def test_only_what_is_the_same_for_everyone_goes_to_the_edge(
     app: Flask, log_lines: Lines, make: Callable[[], Response], why: str
 ) -> None:
     edge = Edge({HTML: "edge"}, None, RateLimitedLog())
-    environ = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/page"}
-    assert edge.store(environ, make(), 60) is False
+    environ = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/page", "HTTP_HOST": "a.test"}
+    assert edge.store(app, environ, make(), 60) is False
+    assert any(why in line for line in log_lines()), log_lines()
+
+
+@pytest.mark.parametrize(
+    ("shape", "why"),
+    [
+        (lambda app: app.before_request(lambda: None), "before_request"),
+        (lambda app: app.after_request(lambda response: response), "after_request"),
+        (lambda app: setattr(app, "wsgi_app", lambda *args: []), "wrapped in WSGI"),
+        (lambda app: None, "uWSGI calls WSGI middleware around the app"),
+    ],
+    ids=["before_request", "after_request", "wsgi_app wrapped", "app wrapped"],
+)
+def test_the_edge_is_refused_when_the_app_could_answer_otherwise(
+    app: Flask, log_lines: Lines, shape: Callable[[Flask], Any], why: str
+) -> None:
+    # The last case is this test itself: pytest, not the WSGI server, calls the app.
+    shape(app)
+    edge = Edge({HTML: "edge"}, None, RateLimitedLog())
+    environ = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/page", "HTTP_HOST": "a.test"}
+    assert edge.store(app, environ, Response("body", content_type=HTML), 60) is False
     assert any(why in line for line in log_lines()), log_lines()
 
 
@@ -180,32 +201,44 @@ def with_header(name: str, value: str) -> Response:
     return response
 
 
-def test_requests_with_credentials_or_other_methods_never_go_to_the_edge() -> None:
+def test_requests_with_credentials_or_other_methods_never_go_to_the_edge(
+    app: Flask,
+) -> None:
     edge = Edge({HTML: "edge"}, None, RateLimitedLog())
     response = Response("body", content_type=HTML)
+    get = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/page", "HTTP_HOST": "a.test"}
     for environ in (
-        {"REQUEST_METHOD": "HEAD", "REQUEST_URI": "/page"},
-        {"REQUEST_METHOD": "GET", "REQUEST_URI": "/page", "HTTP_AUTHORIZATION": "x"},
+        {**get, "REQUEST_METHOD": "HEAD"},
+        {**get, "HTTP_AUTHORIZATION": "x"},
+        {**get, "HTTP_COOKIE": "session=x"},
+        {**get, "HTTP_HOST": "a.test/evil"},
     ):
-        assert edge.store(environ, response, 60) is False
+        assert edge.store(app, environ, response, 60) is False
 
 
-def test_delete_edge_removes_the_view_entries_of_a_path(app: Flask) -> None:
+def test_delete_edge_removes_every_variant_of_a_path(
+    app: Flask, stored_responses: Callable[[], list[bytes]]
+) -> None:
     ext = UWSGICache()  # acts on the current app's cache
-    cache = app.extensions["uwsgicache"]
+    long = "/a-path-long-enough-that-its-keys-are-hashed-" + "x" * 80
 
     @app.route("/p")
+    @app.route(long)
+    @app.route("/pp")
     @ext.cached(timeout=60, edge=True)
     def page() -> str:
         return "page"
 
-    for key in ("view//p", "view//p?a=1", "view//p?b=2", "view//pp", "other"):
-        cache.set(key, "x")
+    client = app.test_client()
+    targets = [f"{path}{query}" for path in ("/p", long) for query in ("", "?a=1", "?b=2")]
+    for target in targets:
+        client.get(target)
+        client.get(target, headers={"Host": "other.test"})
+    client.get("/pp")
+    assert len(stored_responses()) == len(targets) * 2 + 1
     assert ext.delete_edge("/p") is True
-    assert [
-        key for key in ("view//p", "view//p?a=1", "view//p?b=2") if cache.has(key)
-    ] == []
-    assert cache.has("view//pp") and cache.has("other")
+    assert ext.delete_edge(long) is True
+    assert len(stored_responses()) == 1  # /pp's stays
     assert ext.delete_edge("/p") is False
 
 
@@ -216,4 +249,8 @@ def test_edge_config_is_checked() -> None:
     for bad in ("edge", {"text/html": "a@127.0.0.1:1"}, {"text/html": ""}):
         with pytest.raises(ValueError, match="UWSGICACHE_EDGE"):
             parse_config(bad)
-    assert route_line(HTML, "edge").startswith("route-if = equal:${REQUEST_METHOD};GET")
+    assert route_line(HTML, "edge").startswith(
+        "route = .* cache:key=${HTTP_HOST}${REQUEST_URI},name=edge,"
+    )
+    lines = route_lines({HTML: "edge"}).splitlines()
+    assert lines[:3] == list(ROUTE_GUARDS) and len(lines) == 4

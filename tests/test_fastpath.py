@@ -50,7 +50,8 @@ def test_a_stored_page_is_served_without_flask(
     assert second.get_data() == first.get_data() == b"page b=2&a=1"
     assert list(second.headers.items()) == list(first.headers.items())
     assert head.get_data() == b"" and head.headers["Content-Length"] == "12"
-    assert flask_runs == ["/pagé"]
+    # HEAD goes through Flask (an app may route it to another view): a cached hit.
+    assert flask_runs == ["/pagé", "/pagé"]
     counts = ext.stats()["views"]
     assert sum(view["hits"] for view in counts.values()) == 2
 

@@ -19,6 +19,7 @@ from flask import Flask
 
 from flask_uwsgicache import BoundCache, UWSGICache
 from flask_uwsgicache.errors import CacheFullError, NotACounterError
+from flask_uwsgicache.flight import lease_key
 
 Lines = Callable[[], list[str]]
 RedisServer = Any  # tests/conftest.py's RedisServer: url, port, stop(), start()
@@ -97,7 +98,7 @@ def test_entries_expire_exactly(cache: BoundCache, client_of: redis.Redis) -> No
 def test_single_flight_holds_a_lease_with_px(
     cache: BoundCache, client_of: redis.Redis
 ) -> None:
-    lease = "uwsgicache:r:\x00lease:slow"
+    lease = b"uwsgicache:r:" + cache.internal.storage_key(lease_key(cache, "slow"))
     seen: list[int] = []
 
     def compute() -> str:

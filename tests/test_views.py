@@ -13,7 +13,8 @@ from flask.testing import FlaskClient
 
 from flask_uwsgicache import BoundCache, UWSGICache
 from flask_uwsgicache.backends import UnavailableBackend
-from flask_uwsgicache.flight import LEASE_PREFIX
+from flask_uwsgicache.flight import lease_key
+from flask_uwsgicache.keys import RESULTS
 from flask_uwsgicache.responses import MAGIC
 
 Lines = Callable[[], list[str]]
@@ -99,7 +100,10 @@ def test_only_200_is_stored_unless_a_filter_says_so(
 
 
 def test_personal_or_streamed_responses_are_never_stored(
-    app: Flask, client: FlaskClient, ext: UWSGICache, cache: BoundCache
+    app: Flask,
+    client: FlaskClient,
+    ext: UWSGICache,
+    stored_responses: Callable[[], list[bytes]],
 ) -> None:
     @app.route("/cookie")
     @ext.cached()
@@ -118,13 +122,23 @@ def test_personal_or_streamed_responses_are_never_stored(
     def private() -> Response:
         return Response("mine", headers={"Cache-Control": "private"})
 
+    @app.route("/public")
+    @ext.cached()
+    def public() -> Response:
+        return Response("everyone's")
+
     for path in ("/cookie", "/stream", "/private"):
         client.get(path)
-        assert cache.get("view/" + path) is None, path
+        assert stored_responses() == [], path
+    client.get("/public")  # the control: a response for everyone is stored
+    assert len(stored_responses()) == 1
 
 
 def test_status_headers_and_body_come_back_exactly(
-    app: Flask, client: FlaskClient, ext: UWSGICache, cache: BoundCache
+    app: Flask,
+    client: FlaskClient,
+    ext: UWSGICache,
+    stored_responses: Callable[[], list[bytes]],
 ) -> None:
     @app.route("/exact")
     @ext.cached()
@@ -137,8 +151,8 @@ def test_status_headers_and_body_come_back_exactly(
     assert second.status == first.status
     assert second.get_data() == b"\x00binary\xff"
     assert list(second.headers.items()) == list(first.headers.items())
-    stored = cache.get("view//exact")
-    assert isinstance(stored, bytes) and stored.startswith(MAGIC)
+    [stored] = stored_responses()
+    assert stored.startswith(MAGIC)
 
 
 @pytest.mark.parametrize(
@@ -199,7 +213,8 @@ def test_key_prefix_callable_and_make_cache_key(
 
     client.get("/lang?l=fr")
     client.get("/made/x")
-    assert cache.has("lang-fr") and cache.has("made:x")
+    assert cache.responses.has("lang-fr") and cache.responses.has("made:x")
+    assert not cache.has("lang-fr")
 
 
 def test_cached_on_a_plain_function_returns_its_value(
@@ -215,7 +230,12 @@ def test_cached_on_a_plain_function_returns_its_value(
     assert answer() == {"answer": 42}
     assert answer() == {"answer": 42}
     assert runs == [1]
-    assert cache.get("answer") == {"answer": 42}
+    # Stored in the results' key space: cache.get cannot read it; delete forgets it.
+    assert cache.space(RESULTS).get("answer") == {"answer": 42}
+    assert cache.get("answer") is None
+    assert cache.delete("answer") is True
+    assert answer() == {"answer": 42}
+    assert runs == [1, 1]
 
 
 def test_unless_forced_update_and_cache_none(ext: UWSGICache) -> None:
@@ -247,9 +267,10 @@ def test_source_check_puts_the_code_in_the_key(ext: UWSGICache, cache: BoundCach
         return 1
 
     source()
-    assert not cache.has("src")
+    results = cache.space(RESULTS)
+    assert not results.has("src")
     assert source.make_cache_key().startswith("src:")  # type: ignore[attr-defined]
-    assert cache.has(source.make_cache_key())  # type: ignore[attr-defined]
+    assert results.has(source.make_cache_key())  # type: ignore[attr-defined]
 
 
 def test_hit_indication_and_per_view_statistics(
@@ -325,7 +346,8 @@ def test_a_dead_lease_holder_delays_others_only_for_the_wait(
     def orphan() -> str:
         return "computed"
 
-    cache.add(LEASE_PREFIX + "orphan", "a worker that died", timeout=60)
+    lease = lease_key(cache.space(RESULTS), "orphan")
+    cache.internal.add(lease, "a worker that died", timeout=60)
     started = time.monotonic()
     assert orphan() == "computed"
     assert 0.25 <= time.monotonic() - started < 3
@@ -343,9 +365,10 @@ def test_stale_while_revalidate_serves_the_old_copy_during_a_refresh(
 
     assert swr() == 1
     advance(1.2)
-    cache.add(LEASE_PREFIX + "swr", "another worker refreshes", timeout=60)
+    lease = lease_key(cache.space(RESULTS), "swr")
+    cache.internal.add(lease, "another worker refreshes", timeout=60)
     assert swr() == 1  # stale copy while the other worker holds the lease
-    cache.delete(LEASE_PREFIX + "swr")
+    cache.internal.delete(lease)
     assert swr() == 2  # this caller refreshes
     assert swr() == 2
 

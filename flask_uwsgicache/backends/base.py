@@ -34,6 +34,9 @@ class Backend(abc.ABC):
     options: Cache2Options
     #: True if :meth:`incr` is atomic in the store; the envelope then stores ints bare.
     native_counters: ClassVar[bool] = False
+    #: True if other processes (or machines) can write to the store: its entries must
+    #: be signed unless the app says otherwise (``UWSGICACHE_SIGN = False``).
+    shared: ClassVar[bool] = True
     #: True if the store holds at most ``options.usable_items`` entries (cache2 does;
     #: Redis is bounded by its memory only).
     bounded: ClassVar[bool] = True

@@ -25,6 +25,7 @@ class MemoryBackend(Backend):
     """Entries in an ordered dict (least recently used first), guarded by a lock."""
 
     name = "memory"
+    shared = False
 
     def __init__(
         self, options: str = "items=1000", clock: Callable[[], float] = time.time

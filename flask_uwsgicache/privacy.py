@@ -1,0 +1,83 @@
+"""What makes a request personal, and what a cached call did to its request's state.
+
+A cached view's stored response is served to other requests, so it may only be one that
+the app gives every such request alike. Two things Flask lets us see decide that:
+
+* **Personal requests** carry an ``Authorization`` header or a non-empty session. The
+  app may answer each of them differently, in ways the cache cannot see (a decorator
+  outside ``cached`` that reads the session, ``"user" in session`` inside it), so they
+  neither read nor fill the cache of views with path keys: they run the view.
+* **What the call did** (:class:`Watch`): a view that changed the session, or left
+  ``after_this_request`` callbacks, would not do so on a hit, so its response is not
+  stored; one that read the (empty) session gets the ``Vary: Cookie`` Flask adds.
+
+The session is looked at without marking it accessed: since Flask 3.1.3 every use of
+``flask.session`` does, which adds ``Vary: Cookie`` to the response.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from flask import has_request_context
+from flask.globals import request_ctx
+
+
+def current_session() -> Any:
+    """This request's session object, without marking it accessed; None before it is
+    opened or outside a request."""
+    if not has_request_context():
+        return None
+    context = request_ctx._get_current_object()  # type: ignore[attr-defined]
+    state = vars(context)
+    # Flask >= 3.1.3 keeps it in _session behind a property that sets ``accessed``.
+    return state.get("_session", state.get("session"))
+
+
+def is_personal(environ: Any) -> bool:
+    """True for a request that sends credentials or has a non-empty session."""
+    if "HTTP_AUTHORIZATION" in environ:
+        return True
+    session = current_session()
+    return session is not None and len(session) > 0
+
+
+def _accessed(session: Any) -> bool:
+    return bool(getattr(session, "accessed", True))
+
+
+def _callbacks() -> int:
+    context = request_ctx._get_current_object()  # type: ignore[attr-defined]
+    return len(getattr(context, "_after_request_functions", ()))
+
+
+@dataclasses.dataclass(slots=True)
+class Watch:
+    """The request's state before a cached call, to tell what the call changed."""
+
+    session: Any
+    accessed: bool
+    callbacks: int
+
+    @classmethod
+    def start(cls) -> Watch:
+        """Note the state now (inside a request)."""
+        session = current_session()
+        return cls(session, session is not None and _accessed(session), _callbacks())
+
+    def refusal(self) -> str | None:
+        """Why the call's result must not be stored, or None."""
+        session = current_session()
+        if session is not None and (
+            session is not self.session or getattr(session, "modified", True)
+        ):
+            return "it changed the session"
+        if _callbacks() != self.callbacks:
+            return "it registered after_this_request callbacks"
+        return None
+
+    def read_session(self) -> bool:
+        """True if the call read the session (it was not read before)."""
+        session = current_session()
+        return session is not None and not self.accessed and _accessed(session)
