@@ -113,10 +113,19 @@ def bypass(
     return bool(user_call(unless, f, *args, **kwargs) if parameters else user_call(unless))
 
 
+def _app_log() -> RateLimitedLog:
+    """The current app's cache's log, else this module's (both rate-limited)."""
+    if has_app_context():
+        cache = current_app.extensions.get("uwsgicache")
+        if isinstance(cache, BoundCache):
+            return cache.log
+    return _log
+
+
 def fault(cache: BoundCache | None, error: Exception) -> None:
     """Log a cache fault met by a decorator (rate-limited); the call goes on uncached."""
     message = f"flask-uwsgicache: going on uncached after a cache fault: {error!r}"
-    (_log if cache is None else cache.log).warning("DecoratorFault", message)
+    (_app_log() if cache is None else cache.log).warning("DecoratorFault", message)
 
 
 def guarded(
@@ -131,7 +140,7 @@ def guarded(
         except UserCallableFailed as failed:
             if failed.propagate:
                 raise failed.error from None
-            failed.log(_log)
+            failed.log(_app_log())
             return None
         except Exception as error:  # a decorator never turns a cache fault into a 500
             fault(None, error)

@@ -120,6 +120,22 @@ def test_signing_follows_the_secret_key(make_app: MakeApp) -> None:
     assert off.extensions["uwsgicache"].envelope.secret is None
 
 
+@pytest.mark.parametrize("backend", ["uwsgi", "redis"])
+def test_a_shared_backend_without_a_secret_key_is_an_error_unless_said_on_purpose(
+    make_app: MakeApp, backend: str
+) -> None:
+    # Others can write to uWSGI's cache and to Redis: unsigned entries must be chosen.
+    config = {"UWSGICACHE_BACKEND": backend, "UWSGICACHE_REDIS_URL": "redis://127.0.0.1:1"}
+    with pytest.raises(ValueError, match="SECRET_KEY is not set.*UWSGICACHE_SIGN = False"):
+        UWSGICache(make_app(SECRET_KEY=None, **config))
+    app = make_app(SECRET_KEY=None, UWSGICACHE_SIGN=False, **config)
+    UWSGICache(app)  # the control: said on purpose, it starts
+    assert app.extensions["uwsgicache"].envelope.secret is None
+    signed = make_app(**config)
+    UWSGICache(signed)
+    assert signed.extensions["uwsgicache"].envelope.secret is not None
+
+
 def test_config_comes_from_prefixed_environment_variables(
     make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
