@@ -33,7 +33,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from flask_uwsgicache.edge import route_line
+from flask_uwsgicache.edge import route_lines
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -42,9 +42,10 @@ PATHS = {"hello": "/hello", "5 ms view": "/slow", "cached (ours)": "/cached",
          "cached (Flask-Caching)": "/flask-caching",
          "edge-cached (ours)": "/edge"}  # fmt: skip
 # The edge cache and the route that serves it (flask_uwsgicache.edge.route_line).
-EDGE_ROUTE = route_line("text/html; charset=utf-8", "edge").split(" = ", 1)[1]
-EDGE_ARGS = ["--cache2", "name=edge,items=100,blocksize=65536,keysize=512",
-             "--route-if", EDGE_ROUTE]  # fmt: skip
+EDGE_ARGS = ["--cache2", "name=edge,items=100,blocksize=65536,keysize=512"]
+for _line in route_lines({"text/html; charset=utf-8": "edge"}).splitlines():
+    _option, _value = _line.split(" = ", 1)
+    EDGE_ARGS += ["--" + _option, _value]
 
 # (label, numerator, denominator, limit): ratio = numerator / denominator must be <= limit
 OPS_TARGETS = [

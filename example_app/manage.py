@@ -94,6 +94,10 @@ def create_app() -> Flask:
             "text/html; charset=utf-8": "edge",
             "application/json": "edge_json",
         },
+        # count_requests below is WSGI middleware that only counts: the edge may answer
+        # without it (that is what the count shows). Without this setting the edge
+        # refuses to skip middleware, which could be an auth check.
+        UWSGICACHE_EDGE_SKIPS_MIDDLEWARE=True,
     )
     app.config.from_prefixed_env()
     cache.init_app(app)

@@ -126,12 +126,19 @@ class Edge:
     """The edge caches of one app; ``reason`` says why the edge is off (``None``: on)."""
 
     def __init__(
-        self, caches: Mapping[str, str], reason: str | None, log: RateLimitedLog
+        self,
+        caches: Mapping[str, str],
+        reason: str | None,
+        log: RateLimitedLog,
+        skips_middleware: bool = False,
     ) -> None:
         #: ``{content type: cache name}`` of the caches the edge writes to.
         self.caches = dict(caches)
         self.reason = reason
         self.log = log
+        #: ``UWSGICACHE_EDGE_SKIPS_MIDDLEWARE``: the app says its WSGI middleware need
+        #: not run for what the edge answers (it only counts, logs or times requests).
+        self.skips_middleware = skips_middleware
         self._told = False
 
     def describe(self) -> dict[str, Any]:
@@ -184,16 +191,22 @@ class Edge:
             return False
         return True
 
-    @staticmethod
-    def _app_refusal(app: Flask) -> str | None:
+    def _app_refusal(self, app: Flask) -> str | None:
         """Why uWSGI answering without the app could change the answer, or None."""
         why = fastpath.why_not_plain(app)
-        if why is not None:
+        if why is not None or self.skips_middleware:
             return why
+        fix = " (set UWSGICACHE_EDGE_SKIPS_MIDDLEWARE if it only counts, logs or times)"
         if not fastpath.unwrapped(app):
-            return "app.wsgi_app is wrapped in WSGI middleware, which the edge would skip"
+            return (
+                "app.wsgi_app is wrapped in WSGI middleware, which the edge would skip"
+                + fix
+            )
         if not _called_by_server(app):
-            return "uWSGI calls WSGI middleware around the app, which the edge would skip"
+            return (
+                "uWSGI calls WSGI middleware around the app, which the edge would skip"
+                + fix
+            )
         return None
 
     @staticmethod
@@ -260,10 +273,15 @@ def build_edge(config: Mapping[str, Any], log: RateLimitedLog) -> Edge:
     quiet when no edge cache is configured (the app may not use the edge at all).
     """
     caches = parse_config(config.get("UWSGICACHE_EDGE"))
+    skips = config.get("UWSGICACHE_EDGE_SKIPS_MIDDLEWARE", False)
+    if not isinstance(skips, bool):
+        raise ValueError(
+            f"UWSGICACHE_EDGE_SKIPS_MIDDLEWARE is {skips!r}; set it to True or False."
+        )
     try:
         import uwsgi
     except ImportError:
-        return Edge(caches, "the app does not run under uWSGI", log)
+        return Edge(caches, "the app does not run under uWSGI", log, skips)
     present: dict[str, str] = {}
     for content_type, name in caches.items():
         try:
@@ -280,11 +298,12 @@ def build_edge(config: Mapping[str, Any], log: RateLimitedLog) -> Edge:
             f"blocksize=65536,keysize=512' and the route lines "
             f"'{route_lines(dict([example]))}'",
             log,
+            skips,
         )
     reason = _cannot_serve(present)
     if reason is not None:
         logger.warning("flask-uwsgicache: the edge is off: %s", reason)
-    return Edge(present, reason, log)
+    return Edge(present, reason, log, skips)
 
 
 def _cannot_serve(caches: Mapping[str, str]) -> str | None:

@@ -10,7 +10,8 @@ LRU), and a clock you move by hand, for the duration of one test::
         with uwsgicache.expect_hit(views.page):
             client.get("/page")
         uwsgicache.advance(301)
-        uwsgicache.assert_miss("view//page")
+        with uwsgicache.expect_miss(views.page):
+            client.get("/page")
 
 The cache2 line comes from, first to last: a ``@pytest.mark.uwsgicache("items=20,...")``
 marker; the ``uwsgicache_line`` fixture if you override it; the ``uwsgicache_line`` ini

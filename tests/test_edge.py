@@ -7,6 +7,7 @@ backend, where the edge is off.
 
 from __future__ import annotations
 
+import http.client
 import os
 import sys
 import tempfile
@@ -73,6 +74,46 @@ def test_edge_hits_never_reach_python(start_uwsgi: Start) -> None:
     # The app's cache2 line is the last one, so the app knows its limits (#1374).
     server.stop()
     assert "Cannot read the cache2 options" not in server.output
+
+
+def raw_get(url: str, target: str, headers: dict[str, str]) -> bytes:
+    """The body of ``GET target`` sent with exactly ``headers`` (Host included)."""
+    address = url.removeprefix("http://")
+    connection = http.client.HTTPConnection(address, timeout=30)
+    try:
+        connection.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        return connection.getresponse().read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.launches_uwsgi
+def test_the_edge_answers_only_anonymous_gets_for_their_own_host(
+    start_uwsgi: Start,
+) -> None:
+    server = start_uwsgi(deploy_args("deploy/uwsgi-edge.ini"), LOCAL)
+    host = server.url.removeprefix("http://")
+    # A forged Host fills the edge under that host only.
+    forged = raw_get(server.url, "/news", {"Host": "evil.test"})
+    assert raw_get(server.url, "/news", {"Host": "evil.test"}) == forged
+    before = python_requests(server)
+    mine = raw_get(server.url, "/news", {"Host": host})
+    assert mine != forged and b"render number 2" in mine
+    assert raw_get(server.url, "/news", {"Host": host}) == mine  # at the edge now
+    assert python_requests(server) == before + 2
+    # Requests with a cookie or credentials reach the app (the cache's normal path).
+    raw_get(server.url, "/news", {"Host": host, "Cookie": "session=x"})
+    raw_get(server.url, "/news", {"Host": host, "Authorization": "Bearer x"})
+    assert python_requests(server) == before + 5
+    # A Host that is not a plain name is never stored at the edge.
+    odd = {"Host": "a.test/news"}
+    raw_get(server.url, "/news", odd)
+    before = python_requests(server)
+    raw_get(server.url, "/news", odd)
+    assert python_requests(server) == before + 2
 
 
 @pytest.mark.launches_uwsgi
@@ -179,8 +220,8 @@ def test_only_what_is_the_same_for_everyone_goes_to_the_edge(
     [
         (lambda app: app.before_request(lambda: None), "before_request"),
         (lambda app: app.after_request(lambda response: response), "after_request"),
-        (lambda app: setattr(app, "wsgi_app", lambda *args: []), "wrapped in WSGI"),
-        (lambda app: None, "uWSGI calls WSGI middleware around the app"),
+        (lambda app: setattr(app, "wsgi_app", lambda *args: []), "middleware wraps"),
+        (lambda app: None, "middleware wraps"),
     ],
     ids=["before_request", "after_request", "wsgi_app wrapped", "app wrapped"],
 )
