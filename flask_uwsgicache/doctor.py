@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import options as cache2
-from .edge import parse_config
+from .edge import EDGE_ROUTE_KEY, ROUTE_GUARDS, parse_config
 from .envelope import MAC_SIZE, TRAILER_SIZE
 from .ini import IniOption, last, read_ini
 from .keys import DIGEST_CHARS, HASH_MARK
@@ -330,10 +330,40 @@ def _app(config: Mapping[str, Any], names: list[str], instance: list[IniOption])
                 f"but never served",
             )
         elif edge in names:
+            unsafe = _unsafe_edge_route(instance, edge)
+            if unsafe is not None:
+                section.problem(ERROR, unsafe)
             section.fact(
                 "edge", f"{edge!r} serves {content_type} (route at {routes[edge]})"
             )
     return section
+
+
+def _unsafe_edge_route(instance: list[IniOption], edge: str) -> str | None:
+    """Why the route serving edge cache ``edge`` could answer the wrong request."""
+    guards = set(ROUTE_GUARDS)
+    for option in instance:
+        line = f"{option.key} = {option.value}"
+        if line in guards:
+            guards.discard(line)
+            continue
+        match = (
+            _ROUTE_CACHE.search(option.value) if option.key.startswith("route") else None
+        )
+        if not match:
+            continue
+        args = dict((key, value or "") for key, value in cache2.split(match["args"]))
+        if args.get("name") != edge:
+            continue
+        if args.get("key") != EDGE_ROUTE_KEY or guards:
+            return (
+                f"the route at {option.where} serves edge cache {edge!r} to requests "
+                f"the app would answer differently: it must come after "
+                f"{' and '.join(repr(guard) for guard in ROUTE_GUARDS)} and use "
+                f"key={EDGE_ROUTE_KEY} (see flask_uwsgicache.edge.route_lines)"
+            )
+        return None
+    return None
 
 
 def diagnose(instance: list[IniOption], config: Mapping[str, Any] | None = None) -> Report:

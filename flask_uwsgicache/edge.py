@@ -72,13 +72,14 @@ ROUTE_GUARDS = (
 )
 
 
+#: The edge's key in a route line: what :func:`edge_key` computes.
+EDGE_ROUTE_KEY = "${HTTP_HOST}${REQUEST_URI}"
+
+
 def route_line(content_type: str, name: str) -> str:
     """The ini line that serves edge cache ``name`` as ``content_type`` (after the
     :data:`ROUTE_GUARDS`)."""
-    return (
-        f"route = .* cache:key=${{HTTP_HOST}}${{REQUEST_URI}},name={name},"
-        f"content_type={content_type}"
-    )
+    return f"route = .* cache:key={EDGE_ROUTE_KEY},name={name},content_type={content_type}"
 
 
 def route_lines(caches: Mapping[str, str]) -> str:

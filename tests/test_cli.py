@@ -40,7 +40,7 @@ def ini(tmp_path: Path, *lines: str) -> str:
 def test_config_shows_the_resolved_settings_and_backend(run: Run) -> None:
     result = run("config", UWSGICACHE_REDIS_URL="redis://user:hunter2@127.0.0.1:6379/0")
     assert result.exit_code == 0, result.output
-    assert 'UWSGICACHE_BACKEND         "memory"' in result.output
+    assert re.search(r'^  UWSGICACHE_BACKEND +"memory"$', result.output, re.M)
     assert re.search(r"^  signed +true$", result.output, re.M), result.output
     assert "max_value_size" in result.output
     assert "hunter2" not in result.output and "user:***@" in result.output
@@ -97,6 +97,27 @@ WARNINGS = [
     (["cache2 = name=edge,items=10", "cache2 = name=c,items=10"],
      "edge cache 'edge' (text/html; charset=utf-8) has no route line"),
 ]  # fmt: skip
+
+# The edge's route lines before this package keyed by host and kept visitors with
+# cookies or credentials out: each serves one visitor's page to another.
+UNSAFE_EDGE_ROUTES = [
+    "route-if = equal:${REQUEST_METHOD};GET cache:key=${REQUEST_URI},name=edge",
+    "route = .* cache:key=${HTTP_HOST}${REQUEST_URI},name=edge",  # no guards
+    "route-if-not = equal:${REQUEST_METHOD};GET last:\n"
+    "route = .* cache:key=${HTTP_HOST}${REQUEST_URI},name=edge",  # only one guard
+]
+
+
+@pytest.mark.parametrize("route", UNSAFE_EDGE_ROUTES)
+def test_edge_routes_that_serve_the_wrong_visitor_are_errors(
+    run: Run, tmp_path: Path, route: str
+) -> None:
+    lines = ["cache2 = name=edge,items=10", *route.split("\n"), "cache2 = name=c,items=10"]
+    result = run("doctor", "--ini", ini(tmp_path, *lines), UWSGICACHE_NAME="c")
+    assert result.exit_code == 1, result.output
+    assert "serves edge cache 'edge' to requests the app would answer differently" in (
+        result.output
+    )
 
 
 @pytest.mark.parametrize(

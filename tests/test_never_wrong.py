@@ -21,6 +21,7 @@ from flask import Flask, Response, abort, request, session
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import TestResponse
 
 from flask_uwsgicache import UWSGICache
 from flask_uwsgicache.keys import RESULTS
@@ -46,7 +47,7 @@ class Views:
 
         def counting(environ: WSGIEnvironment, start: StartResponse) -> Iterable[bytes]:
             self.flask.append(environ["PATH_INFO"])
-            return inner(environ, start)  # type: ignore[no-any-return]
+            return inner(environ, start)
 
         if inner is not fast_path:
             fast_path.wsgi_app = counting  # type: ignore[attr-defined]
@@ -55,7 +56,7 @@ class Views:
     def ran(self, name: str) -> None:
         self.runs.append(name)
 
-    def get(self, target: str, **kwargs: Any) -> Response:
+    def get(self, target: str, **kwargs: Any) -> TestResponse:
         return self.client.get(target, **kwargs)
 
 
@@ -568,7 +569,7 @@ def test_faults_from_odd_requests_are_logged_once_in_a_while(
         return f"q={request.args.get('q')}"
 
     cache = app.extensions["uwsgicache"]
-    cache.responses.get = lambda *args: broken_key()  # type: ignore[method-assign]
+    cache.responses.get = lambda *args: broken_key()
     for _ in range(20):
         odd_query = {"QUERY_STRING": "q=\xc3\xa9"}  # raw UTF-8, as a server passes it
         assert views.get("/odd", environ_overrides=odd_query).text == "q=é"
@@ -594,7 +595,7 @@ _TARGET_PARTS = st.sampled_from(
 @given(
     first=_TARGET_PARTS,
     second=_TARGET_PARTS,
-    raw=st.text(st.characters(exclude_categories=("Cs",)), max_size=4).map(str.encode),
+    raw=st.text(st.characters(exclude_categories=["Cs"]), max_size=4).map(str.encode),
     host=st.sampled_from(["a.test", "b.test", "a.test:80", "A.test"]),
 )
 def test_the_fast_path_and_the_decorator_use_one_key(
