@@ -288,7 +288,7 @@ class ViewsMixin(CacheOwner):
             def to_edge(cache: BoundCache, response: Response) -> None:
                 try:
                     cache.edge.store(
-                        current_app,
+                        current_app._get_current_object(),  # type: ignore[attr-defined]
                         request.environ,
                         response,
                         cache.default_timeout if timeout is None else timeout,
