@@ -8,6 +8,7 @@ backend, where the edge is off.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import sys
 import tempfile
@@ -117,6 +118,38 @@ def test_the_edge_answers_only_anonymous_gets_for_their_own_host(
 
 
 @pytest.mark.launches_uwsgi
+@pytest.mark.parametrize("callable_", ["app", "wrapped"])
+def test_the_edge_fills_only_when_uwsgi_calls_the_app_itself(
+    start_uwsgi: Start, callable_: str
+) -> None:
+    args = [
+        "--master",
+        "--processes",
+        "2",
+        "--http-socket",
+        "127.0.0.1:{port}",
+        "--die-on-term",
+        "--cache2",
+        "name=edge,items=100,keysize=512",
+    ]
+    for line in route_lines({HTML: "edge"}).splitlines():
+        option, value = line.split(" = ", 1)
+        # start_uwsgi fills in {port}: keep uWSGI's ${...} as they are.
+        args += ["--" + option, value.replace("{", "{{").replace("}", "}}")]
+    args += ["--cache2", "name=default,items=100", "--wsgi-file",
+             "tests/apps/edge_shapes.py", "--callable", callable_]  # fmt: skip
+    server = start_uwsgi(args, path="/edge-keys")
+    for _ in range(3):
+        assert fetch(server.url + "/page")[2] == b"<p>render 1</p>"
+    host = server.url.removeprefix("http://")
+    expected = [f"{host}/page"] if callable_ == "app" else []
+    assert fetch(server.url + "/edge-keys")[2] == json.dumps(expected).encode() + b"\n"
+    server.stop()
+    if callable_ == "wrapped":
+        assert "uWSGI calls WSGI middleware around the app" in server.output
+
+
+@pytest.mark.launches_uwsgi
 def test_delete_edge_and_clear_make_the_next_request_run_it(start_uwsgi: Start) -> None:
     server = start_uwsgi(deploy_args("deploy/uwsgi-edge.ini"), LOCAL)
     first = fetch(server.url + "/news")[2]
@@ -220,8 +253,8 @@ def test_only_what_is_the_same_for_everyone_goes_to_the_edge(
     [
         (lambda app: app.before_request(lambda: None), "before_request"),
         (lambda app: app.after_request(lambda response: response), "after_request"),
-        (lambda app: setattr(app, "wsgi_app", lambda *args: []), "middleware wraps"),
-        (lambda app: None, "middleware wraps"),
+        (lambda app: setattr(app, "wsgi_app", lambda *args: []), "wrapped in WSGI"),
+        (lambda app: None, "uWSGI calls WSGI middleware around the app"),
     ],
     ids=["before_request", "after_request", "wsgi_app wrapped", "app wrapped"],
 )
