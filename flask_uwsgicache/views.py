@@ -209,7 +209,10 @@ class ViewsMixin(CacheOwner):
             def prepare(args: Args, kwargs: Kwargs) -> Call | None:
                 in_request = has_request_context()
                 view = in_request and serves_request(f)
-                if view and request.method not in _CACHEABLE_METHODS:
+                # A key from the URL says nothing of the method: GET and HEAD only.
+                if (
+                    view or (in_request and keys.from_path)
+                ) and request.method not in _CACHEABLE_METHODS:
                     return None
                 if bypass(unless, f, *args, **kwargs):
                     return None

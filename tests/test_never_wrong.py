@@ -345,6 +345,10 @@ def test_each_host_gets_its_own_page_and_unknown_hosts_what_flask_says(
         assert client.get("/", headers={"Host": "evil.test"}).status_code == 404
 
 
+@pytest.mark.skipif(
+    not hasattr(Flask, "default_config") or "TRUSTED_HOSTS" not in Flask.default_config,
+    reason="TRUSTED_HOSTS is new in Flask 3.1",
+)
 def test_hosts_outside_trusted_hosts_are_refused_from_cache_too(
     make_app: Callable[..., Flask],
 ) -> None:
@@ -449,6 +453,24 @@ def test_a_plain_function_never_answers_as_a_view(views: Views) -> None:
         key = view_key(request.environ, "view/%s", True, cache.responses.stem_budget)
         assert cache.space(RESULTS).get(key) == upload  # stored apart from responses
         assert cache.responses.get(key) is None
+
+
+def test_a_plain_function_keyed_by_the_url_is_cached_for_gets_only(views: Views) -> None:
+    app, ext = views.app, views.ext
+
+    @ext.cached()
+    def summary() -> str:
+        views.ran("summary")
+        return f"{request.method} {request.form.get('note', '')}"
+
+    @app.route("/notes", methods=["GET", "POST"])
+    def notes() -> str:
+        return summary()
+
+    assert views.client.post("/notes", data={"note": "secret"}).text == "POST secret"
+    assert views.get("/notes").text == "GET "
+    assert views.get("/notes").text == "GET "  # the control: cached for GETs
+    assert views.runs == ["summary", "summary"]
 
 
 # 9. Vary -----------------------------------------------------------------------------
