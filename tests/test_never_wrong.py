@@ -492,6 +492,7 @@ def test_vary_gives_each_variant_its_own_entry(views: Views) -> None:
             assert answer.text == f"language {language}"
         assert views.get("/lang").text == "language en"
     assert views.runs == ["de", "fr", "en", "en"]  # absent is not the same as "en"
+    assert views.flask.count("/lang") == 4  # the second round came from the fast path
 
 
 # 11. Single flight ---------------------------------------------------------------------
