@@ -235,7 +235,7 @@ class ViewsMixin(CacheOwner):
                     forced=forced,
                     view=view,
                     hit_indication=response_hit_indication,
-                    watch=Watch.start() if guarded else None,
+                    watch=Watch.start() if view or guarded else None,
                 )
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:

@@ -260,6 +260,30 @@ def test_a_view_that_changes_the_session_is_never_stored(views: Views) -> None:
     assert views.runs == ["visit", "visit"]
 
 
+def test_a_view_with_its_own_key_function_that_changes_the_session_is_never_stored(
+    views: Views,
+) -> None:
+    app, ext = views.app, views.ext
+
+    @app.route("/track/<name>")
+    @ext.cached(make_cache_key=lambda name: f"track-{name}")
+    def track(name: str) -> str:
+        session["tracked"] = name
+        views.ran(name)
+        return f"tracking {name}"
+
+    @app.route("/plain/<name>")
+    @ext.cached(make_cache_key=lambda name: f"plain-{name}")
+    def plain(name: str) -> str:
+        views.ran(name)
+        return f"plain {name}"
+
+    for _ in range(2):
+        assert "Set-Cookie" in views.app.test_client().get("/track/a").headers
+        assert views.get("/plain/b").text == "plain b"
+    assert views.runs == ["a", "b", "a"]  # the control, /plain/b, ran once
+
+
 def test_a_page_that_reads_the_session_is_shared_only_by_visitors_without_one(
     views: Views,
 ) -> None:
