@@ -159,8 +159,8 @@ def start_server(paths: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     process = subprocess.Popen(
         [binary, "--home", sys.prefix, "--master", "--processes", "4",
          "--die-on-term", "--http-socket", f"127.0.0.1:{port}",
-         *edge, "--cache2", CACHE2, "--lock-engine", "ipcsem", "--wsgi-file", str(HERE / "app.py"),
-         "--disable-logging"],
+         *edge, "--cache2", CACHE2, "--lock-engine", "ipcsem",
+         "--wsgi-file", str(HERE / "app.py"), "--disable-logging"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

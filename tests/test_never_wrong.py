@@ -489,7 +489,7 @@ def test_a_plain_function_keyed_by_the_url_is_cached_for_gets_only(views: Views)
 
     @app.route("/notes", methods=["GET", "POST"])
     def notes() -> str:
-        return summary()
+        return str(summary())
 
     assert views.client.post("/notes", data={"note": "secret"}).text == "POST secret"
     assert views.get("/notes").text == "GET "
