@@ -78,6 +78,10 @@ class BoundCache:
             )
         self.space_tag = USER
         self._spaces: dict[bytes, BoundCache] = {USER: self}
+        #: Names of cookies that change no answer of the app (the session's, whose
+        #: content is checked, and ``UWSGICACHE_SHARED_COOKIES``): requests that send
+        #: only these may read and fill the cache of views.
+        self.shared_cookies: frozenset[str] = frozenset(("session",))
         self._read, self._read_name = backend.reader()
         self._decode = envelope.decode
         self._readers = envelope.readers

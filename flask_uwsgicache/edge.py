@@ -72,8 +72,10 @@ ROUTE_GUARDS = (
 )
 
 
-#: The edge's key in a route line: what :func:`edge_key` computes.
-EDGE_ROUTE_KEY = "${HTTP_HOST}${REQUEST_URI}"
+#: The edge's key in a route line: what :func:`edge_key` computes. ``HTTPS`` (set by
+#: the front server for TLS requests) keeps http and https pages apart; "|" ends it.
+EDGE_ROUTE_KEY = "${HTTPS}|${HTTP_HOST}${REQUEST_URI}"
+_HTTPS = re.compile(r"[A-Za-z0-9]*")
 
 
 def route_line(content_type: str, name: str) -> str:
@@ -89,23 +91,37 @@ def route_lines(caches: Mapping[str, str]) -> str:
 
 
 def edge_key(environ: WSGIEnvironment) -> str | None:
-    """The edge's key for this request (what the route computes), or None if the
-    request has no plain ``Host`` header."""
+    """The edge's key for this request (what the route computes), or None when it
+    could be read as another request's: a ``Host`` that is not a plain name or address
+    and port, a URI that does not start with "/" (``Host: a.test:1`` with ``2/page``
+    would be ``a.test:12/page``'s key), or a scheme set by ``UWSGI_SCHEME``, which the
+    key does not hold."""
     host = environ.get("HTTP_HOST", "")
-    if not _HOST.fullmatch(host):
+    uri = environ.get("REQUEST_URI", "")
+    https = environ.get("HTTPS", "")
+    if (
+        not _HOST.fullmatch(host)
+        or not uri.startswith("/")
+        or not _HTTPS.fullmatch(https)
+        or "UWSGI_SCHEME" in environ
+    ):
         return None
-    return f"{host}{environ.get('REQUEST_URI', '')}"
+    return f"{https}|{host}{uri}"
 
 
 def _called_by_server(app: Flask) -> bool:
     """True if the WSGI server called ``app`` itself (or its ``wsgi_app``): no WSGI
     middleware around it that the edge would skip. Only the outermost Python frame of
-    this request can tell; uWSGI calls the app from C."""
+    this request can tell (uWSGI calls the app from C): it must be this app's (not
+    another Flask app's that mounts it) ``__call__`` or fast path."""
     frame = sys._getframe(1)
     while frame.f_back is not None:
         frame = frame.f_back
     entries = (type(app).__call__.__code__, fastpath.FastPath.__call__.__code__)
-    return frame.f_code in entries
+    caller = frame.f_locals.get("self")
+    return frame.f_code in entries and (
+        caller is app or caller is vars(app).get("wsgi_app")
+    )
 
 
 def parse_config(value: Any) -> dict[str, str]:
@@ -205,8 +221,9 @@ class Edge:
             )
         if not _called_by_server(app):
             return (
-                "uWSGI calls WSGI middleware around the app, which the edge would skip"
-                + fix
+                "uWSGI calls WSGI middleware around the app (or another app, or an "
+                "async view runs in a thread of its own), and the edge would answer "
+                "without it" + fix
             )
         return None
 
@@ -214,7 +231,10 @@ class Edge:
     def _unplaced(key: str | None, name: str, response: Response) -> str | None:
         """Why there is no edge key or cache for this response, or None."""
         if key is None:
-            return "the request has no plain Host header"
+            return (
+                "no edge key could tell this request from others (a Host that is not "
+                "a plain name, a URI not starting with /, or UWSGI_SCHEME)"
+            )
         if not name:
             return (
                 f"no edge cache for Content-Type {response.content_type!r}: add it to "
@@ -248,7 +268,7 @@ class Edge:
         deleted = 0
         for name in set(self.caches.values()):
             for key in uwsgi.cache_keys(name):
-                # host + URI; a host never holds "/" (see edge_key).
+                # HTTPS|host/URI; a host never holds "/" (see edge_key).
                 uri = key[key.find(b"/") :] if b"/" in key else b""
                 uri_path = uri.split(b"?", 1)[0].decode("utf-8", "replace")
                 if (uri_path == path or unquote(uri_path) == path) and uwsgi.cache_del(

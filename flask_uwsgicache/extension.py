@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "UWSGICACHE_REDIS_URL": None,
     "UWSGICACHE_EDGE": DEFAULT_EDGE,
     "UWSGICACHE_EDGE_SKIPS_MIDDLEWARE": False,
+    "UWSGICACHE_SHARED_COOKIES": (),
 }
 
 
@@ -62,7 +63,7 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         bare_ints=backend.native_counters,
     )
     log = RateLimitedLog()
-    return BoundCache(
+    cache = BoundCache(
         backend,
         envelope,
         key_prefix=str(config["UWSGICACHE_KEY_PREFIX"] or ""),
@@ -71,6 +72,19 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         log=log,
         edge=build_edge(config, log),
     )
+    cache.shared_cookies = _shared_cookies(config)
+    return cache
+
+
+def _shared_cookies(config: Mapping[str, Any]) -> frozenset[str]:
+    """``UWSGICACHE_SHARED_COOKIES`` and the session cookie's name."""
+    names = config.get("UWSGICACHE_SHARED_COOKIES", ())
+    if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+        raise ValueError(
+            f"UWSGICACHE_SHARED_COOKIES is {names!r}; set it to a list of the names of "
+            f"cookies that change no answer of the app, for example ['_ga', '_gid']."
+        )
+    return frozenset((*names, str(config.get("SESSION_COOKIE_NAME") or "session")))
 
 
 def _signing(config: Mapping[str, Any], backend: Backend) -> bool:

@@ -47,8 +47,37 @@ if TYPE_CHECKING:
 _PERSONAL = ("HTTP_COOKIE", "HTTP_AUTHORIZATION")
 
 
+# Flask's methods between the WSGI call and the view's response: a subclass that
+# overrides one can refuse or change a request there (an IP check in wsgi_app, say).
+_REQUEST_METHODS = (
+    "__call__", "wsgi_app", "request_context", "full_dispatch_request",
+    "preprocess_request", "dispatch_request", "make_response", "finalize_request",
+    "process_response", "create_url_adapter", "handle_user_exception",
+)  # fmt: skip
+_overridden: dict[type, str | None] = {}
+
+
+def _overrides(cls: type) -> str | None:
+    """The first of Flask's request methods ``cls`` overrides, or None."""
+    if cls not in _overridden:
+        _overridden[cls] = next(
+            (
+                name
+                for name in _REQUEST_METHODS
+                if getattr(cls, name, None) is not getattr(Flask, name, None)
+            ),
+            None,
+        )
+    return _overridden[cls]
+
+
 def why_not_plain(app: Flask) -> str | None:
     """Why Flask would run more than the view for a request to ``app``, or None."""
+    overridden = _overrides(type(app)) or next(
+        (name for name in _REQUEST_METHODS[2:] if name in vars(app)), None
+    )
+    if overridden is not None:
+        return f"the app overrides Flask.{overridden}"
     if any(app.before_request_funcs.values()):
         return "the app has before_request functions"
     if any(app.after_request_funcs.values()):

@@ -3,10 +3,12 @@
 A cached view's stored response is served to other requests, so it may only be one that
 the app gives every such request alike. Two things Flask lets us see decide that:
 
-* **Personal requests** carry an ``Authorization`` header or a non-empty session. The
-  app may answer each of them differently, in ways the cache cannot see (a decorator
-  outside ``cached`` that reads the session, ``"user" in session`` inside it), so they
-  neither read nor fill the cache of views with path keys: they run the view.
+* **Personal requests** carry an ``Authorization`` header, a non-empty session, or a
+  cookie other than the session's and those the app names as shared
+  (``UWSGICACHE_SHARED_COOKIES``: analytics, consent). The app may answer each of them
+  differently, in ways the cache cannot see (a decorator outside ``cached`` that reads
+  the session or a token cookie, ``"user" in session`` inside it), so they neither
+  read nor fill the cache of views: they run the view.
 * **What the call did** (:class:`Watch`): a view that changed the session, or left
   ``after_this_request`` callbacks, would not do so on a hit, so its response is not
   stored; one that read the (empty) session gets the ``Vary: Cookie`` Flask adds.
@@ -18,9 +20,10 @@ The session is looked at without marking it accessed: since Flask 3.1.3 every us
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from typing import Any
 
-from flask import has_request_context
+from flask import has_request_context, request
 from flask.globals import request_ctx
 
 
@@ -35,12 +38,18 @@ def current_session() -> Any:
     return state.get("_session", state.get("session"))
 
 
-def is_personal(environ: Any) -> bool:
-    """True for a request that sends credentials or has a non-empty session."""
+def is_personal(environ: Any, shared_cookies: Collection[str]) -> bool:
+    """True for a request that sends credentials, has a non-empty session, or sends a
+    cookie whose name is not in ``shared_cookies`` (which holds the session's)."""
     if "HTTP_AUTHORIZATION" in environ:
         return True
     session = current_session()
-    return session is not None and len(session) > 0
+    if session is not None and len(session) > 0:
+        return True
+    # Flask has parsed the cookies already, to open the session.
+    return "HTTP_COOKIE" in environ and any(
+        name not in shared_cookies for name in request.cookies
+    )
 
 
 def _accessed(session: Any) -> bool:

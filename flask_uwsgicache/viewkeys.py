@@ -5,7 +5,7 @@ One function, :func:`view_key`, derives it for the decorator, the fast path and
 whichever of them looks. The key holds everything Flask routes and builds URLs on, kept
 apart so that no two different requests share it:
 
-``<stem>?<query> <scheme> <host> <script root>``
+``<stem>?<query> <method> <scheme> <host> <script root>``
 
 * the stem is ``key_prefix % path``, where the path is the raw ``PATH_INFO`` bytes
   percent-encoded (a ``?`` sent as ``%3F`` stays ``%3F``, never a query); a stem too
@@ -13,10 +13,12 @@ apart so that no two different requests share it:
   one path starts with the same bytes (``delete_edge`` finds them by those);
 * the query is ``q`` and the parameters sorted by name (values keep their order),
   decoded from the raw bytes and encoded again (``?a=1&b=2`` and ``?b=2&a=%31`` share a
-  key; raw UTF-8 and its percent-encoding share a key), or ``-`` for a view with
+  key; raw UTF-8 and its percent-encoding share a key; raw bytes that are not UTF-8,
+  on which Werkzeug fails, get a key of their own), or ``-`` for a view with
   ``query_string=False``, so the two kinds of key never meet;
-* the scheme, the ``Host`` header as sent (or the server's name and port without one)
-  and ``SCRIPT_NAME``, each percent-encoded.
+* the method (an app may route HEAD to another view than GET), the scheme, the
+  ``Host`` header as sent (or the server's name and port without one) and
+  ``SCRIPT_NAME``, each percent-encoded.
 
 A response that ``Vary``s on request headers is found through a marker under this key
 and stored under :func:`variant_key`.
@@ -65,10 +67,13 @@ def normalized_query(environ: Mapping[str, Any]) -> str:
     query = environ.get("QUERY_STRING", "")
     if not query:
         return ""
+    raw = _raw(query)
+    try:
+        raw.decode()
+    except UnicodeDecodeError:  # Werkzeug cannot read it: never the key of another
+        return "!" + quote(raw, safe="")
     # latin-1 maps each byte to one character and back: no two byte strings meet.
-    pairs = parse_qsl(
-        _raw(query).decode("latin-1"), keep_blank_values=True, encoding="latin-1"
-    )
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
     pairs.sort(key=lambda pair: pair[0])
     return urlencode(pairs, encoding="latin-1")
 
@@ -91,10 +96,11 @@ def view_key(
         key_prefix, quote(_raw(environ.get("PATH_INFO", "")), _PATH_SAFE), budget
     )
     query = "q" + normalized_query(environ) if query_string else "-"
+    method = quote(str(environ.get("REQUEST_METHOD", "")), safe="")
     scheme = quote(str(environ.get("wsgi.url_scheme", "")), safe="")
     host = quote(_raw(host_of(environ)), safe=_HOST_SAFE)
     root = quote(_raw(environ.get("SCRIPT_NAME", "")), safe=_PATH_SAFE)
-    return f"{stem}?{query} {scheme} {host} {root}"
+    return f"{stem}?{query} {method} {scheme} {host} {root}"
 
 
 def environ_name(header: str) -> str:

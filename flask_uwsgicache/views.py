@@ -57,12 +57,21 @@ _CACHEABLE_METHODS = ("GET", "HEAD")
 
 
 def serves_request(f: Callable[..., Any]) -> bool:
-    """Whether ``f`` (maybe under other decorators) is the view of the current request."""
+    """Whether ``f`` (maybe under other decorators) is the view of the current request:
+    the registered view function, or the method of a class-based view
+    (``MethodView``, Flask-RESTful's ``Resource``) that answers this request."""
     view: Any = current_app.view_functions.get(request.endpoint or "")
-    while view is not None:
-        if getattr(view, "__wrapped__", None) is f:
-            return True
-        view = getattr(view, "__wrapped__", None)
+    view_class = getattr(view, "view_class", None)
+    candidates = [view]
+    if view_class is not None:
+        method = request.method.lower()
+        for name in (method, "get" if method == "head" else method, "dispatch_request"):
+            candidates.append(getattr(view_class, name, None))
+    for candidate in candidates:
+        while candidate is not None:
+            if candidate is f or getattr(candidate, "__wrapped__", None) is f:
+                return True
+            candidate = getattr(candidate, "__wrapped__", None)
     return False
 
 
@@ -83,11 +92,6 @@ class _KeyOptions:
             and "%s" in self.key_prefix
             and self.make_cache_key is None
         )
-
-    @property
-    def from_function(self) -> bool:
-        """True when the app's own function computes the key."""
-        return self.make_cache_key is not None or callable(self.key_prefix)
 
     def key(self, cache: BoundCache, args: Args, kwargs: Kwargs) -> str:
         """The key of one call (``cache`` is the space it is stored in)."""
@@ -129,21 +133,21 @@ class ViewsMixin(CacheOwner):
 
         For a view (GET and HEAD only) the default key (``key_prefix`` with ``%s``) is
         derived from the request: path, query string with its parameters sorted
-        (``query_string=False`` leaves it out), scheme, host and script root. A
-        ``key_prefix`` without ``%s`` is the key itself; a callable ``key_prefix``
+        (``query_string=False`` leaves it out), method, scheme, host and script root.
+        A ``key_prefix`` without ``%s`` is the key itself; a callable ``key_prefix``
         returns the key; ``make_cache_key(*args, **kwargs)`` overrides both. Only
         responses ``response_filter`` accepts (by default: status 200) that are the
         same for everyone are stored (no cookie set, not private, no-store or no-cache,
         not varying on Cookie, Authorization or ``*``, not streamed), each ``Vary``
         variant under its own key, in a compact non-pickle format. Requests with
-        credentials or a session run the view uncached, unless the app's own function
-        makes the key. ``unless()`` skips the cache, ``forced_update()`` recomputes and
-        stores. ``source_check`` puts a hash of the function's code (by
-        ``hash_method``) in the key. ``response_hit_indication`` adds a ``hit_cache``
-        header. On a miss, one process computes (``single_flight``) while the others
-        wait up to ``single_flight_wait`` seconds; ``stale_while_revalidate`` seconds
-        serve an expired copy while one process refreshes it. Cache faults are logged
-        and the view's own response is served.
+        credentials, a session or cookies run the view uncached. ``unless()`` skips
+        the cache, ``forced_update()`` recomputes and stores. ``source_check`` puts a
+        hash of the function's code (by ``hash_method``) in the key.
+        ``response_hit_indication`` adds a ``hit_cache`` header. On a miss, one
+        process computes (``single_flight``) while the others wait up to
+        ``single_flight_wait`` seconds; ``stale_while_revalidate`` seconds serve an
+        expired copy while one process refreshes it. Cache faults are logged and the
+        view's own response is served.
 
         ``edge=True`` also puts the response of an anonymous GET at the edge (see
         :mod:`flask_uwsgicache.edge`): uWSGI then answers that URI from its cache by
@@ -216,13 +220,12 @@ class ViewsMixin(CacheOwner):
                     return None
                 if bypass(unless, f, *args, **kwargs):
                     return None
-                # Keys from the URL cannot tell users apart (nor can a fixed key).
-                guarded = in_request and (
-                    keys.from_path or (view and not keys.from_function)
-                )
-                if guarded and is_personal(request.environ):
-                    return None
+                # A view's answer may depend on who asks in ways no key shows (a login
+                # decorator outside it); so may a function keyed by the URL.
+                guarded = in_request and (view or keys.from_path)
                 cache = self.cache
+                if guarded and is_personal(request.environ, cache.shared_cookies):
+                    return None
                 space = cache.responses if view else cache.space(RESULTS)
                 key = call_keys.key(space, args, kwargs)
                 forced = bool(forced_update and user_call(forced_update))
@@ -235,11 +238,21 @@ class ViewsMixin(CacheOwner):
                     forced=forced,
                     view=view,
                     hit_indication=response_hit_indication,
-                    watch=Watch.start() if view or guarded else None,
+                    watch=Watch.start() if guarded else None,
                 )
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:
                 if not call.view:
+                    if call.watch is not None and isinstance(result, Response | tuple):
+                        # A view this decorator cannot see as one (under a decorator
+                        # without functools.wraps): its response is not checked here.
+                        call.cache.log.warning(
+                            "ResponseFromFunction",
+                            f"flask-uwsgicache: {name} returned a response but is not "
+                            f"the request's view as far as cached() can see (a decorator "
+                            f"between them without functools.wraps?): not stored",
+                        )
+                        return result, flight.NOTHING
                     result, to_store = keep_result(result, cache_none, response_filter)
                     if call.watch is not None and (
                         call.watch.refusal() or call.watch.read_session()

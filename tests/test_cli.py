@@ -102,9 +102,9 @@ WARNINGS = [
 # cookies or credentials out: each serves one visitor's page to another.
 UNSAFE_EDGE_ROUTES = [
     "route-if = equal:${REQUEST_METHOD};GET cache:key=${REQUEST_URI},name=edge",
-    "route = .* cache:key=${HTTP_HOST}${REQUEST_URI},name=edge",  # no guards
+    "route = .* cache:key=${HTTPS}|${HTTP_HOST}${REQUEST_URI},name=edge",  # no guards
     "route-if-not = equal:${REQUEST_METHOD};GET last:\n"
-    "route = .* cache:key=${HTTP_HOST}${REQUEST_URI},name=edge",  # only one guard
+    "route = .* cache:key=${HTTPS}|${HTTP_HOST}${REQUEST_URI},name=edge",  # one guard
 ]
 
 

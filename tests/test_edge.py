@@ -142,7 +142,7 @@ def test_the_edge_fills_only_when_uwsgi_calls_the_app_itself(
     for _ in range(3):
         assert fetch(server.url + "/page")[2] == b"<p>render 1</p>"
     host = server.url.removeprefix("http://")
-    expected = [f"{host}/page"] if callable_ == "app" else []
+    expected = [f"|{host}/page"] if callable_ == "app" else []
     assert fetch(server.url + "/edge-keys")[2] == json.dumps(expected).encode() + b"\n"
     server.stop()
     if callable_ == "wrapped":
@@ -324,7 +324,7 @@ def test_edge_config_is_checked() -> None:
         with pytest.raises(ValueError, match="UWSGICACHE_EDGE"):
             parse_config(bad)
     assert route_line(HTML, "edge").startswith(
-        "route = .* cache:key=${HTTP_HOST}${REQUEST_URI},name=edge,"
+        "route = .* cache:key=${HTTPS}|${HTTP_HOST}${REQUEST_URI},name=edge,"
     )
     lines = route_lines({HTML: "edge"}).splitlines()
     assert lines[:3] == list(ROUTE_GUARDS) and len(lines) == 4

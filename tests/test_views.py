@@ -41,8 +41,10 @@ def test_a_view_body_runs_once(app: Flask, client: FlaskClient, ext: UWSGICache)
         return f"page {len(runs)}"
 
     assert [client.get("/page").text for _ in range(3)] == ["page 1"] * 3
-    assert client.head("/page").status_code == 200
     assert runs == [1]
+    # HEAD has a key of its own (an app may route it to another view).
+    assert [client.head("/page").status_code for _ in range(2)] == [200, 200]
+    assert runs == [1, 1]
 
 
 def test_the_query_string_is_part_of_the_key_in_any_order(
