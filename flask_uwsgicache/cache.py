@@ -371,12 +371,15 @@ class BoundCache:
             return self._refused(error)
         return True
 
-    def delete_edge(self, path: str, stems: Iterable[str] = ()) -> bool:
+    def delete_edge(
+        self, path: str, stems: Iterable[str] = (), roots: Iterable[str] = ()
+    ) -> bool:
         """Forget the responses cached for ``path`` (any query string, host or
-        variant) under these view-key ``stems`` (see :func:`views.path_stem`): at the
-        edge and in this cache, so the next request runs the view. True if anything
-        was deleted. O(items): the store lists every key."""
-        deleted = self.edge.delete(path)
+        variant) under these view-key ``stems`` (see :func:`viewkeys.path_stem`): at
+        the edge (where URIs hold the script ``roots``) and in this cache, so the next
+        request runs the view. True if anything was deleted. O(items): the store lists
+        every key."""
+        deleted = self.edge.delete(path, roots)
         responses = self.responses
         for stem in stems:
             for found in responses.own_keys((stem + "?").encode()):

@@ -28,7 +28,7 @@ import ctypes
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -156,6 +156,8 @@ class Edge:
         #: ``UWSGICACHE_EDGE_SKIPS_MIDDLEWARE``: the app says its WSGI middleware need
         #: not run for what the edge answers (it only counts, logs or times requests).
         self.skips_middleware = skips_middleware
+        #: The script roots (mount points) of the requests stored here, for delete().
+        self.roots: set[str] = set()
         self._told = False
 
     def describe(self) -> dict[str, Any]:
@@ -195,6 +197,7 @@ class Edge:
         assert key is not None
         import uwsgi
 
+        self.roots.add(environ.get("SCRIPT_NAME", ""))
         body = response.get_data()
         # uWSGI counts expiry in whole seconds; cache_update answers None, never False,
         # when it refuses (see README: uWSGI facts).
@@ -259,21 +262,24 @@ class Edge:
             return "uWSGI cannot store an empty body"
         return None
 
-    def delete(self, path: str) -> int:
-        """Delete every edge entry for ``path`` (any query string); how many went."""
+    def delete(self, path: str, roots: Iterable[str] = ()) -> int:
+        """Delete every edge entry for ``path`` (as the app sees it: any query string,
+        under the app's script root, ``roots`` or one seen here); how many went."""
         if self.reason is not None:
             return 0
         import uwsgi
 
+        # The edge is keyed by the URI as sent, which holds the mount point.
+        targets = {root + path for root in {"", *self.roots, *roots}}
         deleted = 0
         for name in set(self.caches.values()):
             for key in uwsgi.cache_keys(name):
                 # HTTPS|host/URI; a host never holds "/" (see edge_key).
                 uri = key[key.find(b"/") :] if b"/" in key else b""
                 uri_path = uri.split(b"?", 1)[0].decode("utf-8", "replace")
-                if (uri_path == path or unquote(uri_path) == path) and uwsgi.cache_del(
-                    key, name
-                ):
+                if (
+                    uri_path in targets or unquote(uri_path) in targets
+                ) and uwsgi.cache_del(key, name):
                     deleted += 1
         return deleted
 

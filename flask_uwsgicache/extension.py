@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from flask import Flask
+from flask import Flask, has_request_context, request
 from flask.globals import _cv_app
 
 from . import fastpath
@@ -202,7 +202,8 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
             path_stem(key_prefix, quoted, budget)
             for key_prefix in self.path_key_prefixes or ("view/%s",)
         }
-        return cache.delete_edge(path, stems)
+        roots = [request.script_root] if has_request_context() else []
+        return cache.delete_edge(path, stems, roots)
 
     # The rest of the API, with BoundCache's signatures and docstrings.
     has = _on_current_app(BoundCache.has)

@@ -176,12 +176,15 @@ def _compute_and_store(flight: _Flight, lease: str | None) -> Plan:
     # polling in between would find neither and compute again (seen on Redis, where
     # the gap is a network round trip).
     try:
-        result, to_store = yield COMPUTE
+        try:
+            result, to_store = yield COMPUTE
+        except Exception:  # an abort(404) or a bug: nothing to wait for either
+            _pass(leases, lease, token)
+            lease = None
+            raise
         if to_store is NOTHING:
-            if lease is not None and leases.get(lease) == token:
-                leases.set(lease, PASS, _PASS_SECONDS)  # waiters: compute, do not queue
-                _held.set(_held.get() - {lease})
-                lease = None
+            _pass(leases, lease, token)
+            lease = None
             return Outcome(result, hit=False)
         ttl = ttl_of(cache, options)
         stored = cache.set(key, to_store, ttl)
@@ -203,6 +206,15 @@ def ttl_of(cache: BoundCache | Quiet, options: Options) -> float:
     timeout = cache.default_timeout if options.timeout is None else options.timeout
     swr = options.stale_while_revalidate
     return timeout + swr if swr and timeout else timeout
+
+
+def _pass(leases: BoundCache | Quiet, lease: str | None, token: str) -> None:
+    """Turn ``lease``, if this process holds it, into a pass: its waiters compute at
+    once instead of queueing for it one after another."""
+    if lease is not None and leases.get(lease) == token:
+        leases.set(lease, PASS, _PASS_SECONDS)
+    if lease is not None:
+        _held.set(_held.get() - {lease})
 
 
 def _release(leases: BoundCache | Quiet, lease: str, token: str) -> bool:

@@ -548,6 +548,34 @@ def test_responses_that_are_not_stored_do_not_queue(make_app: Callable[..., Flas
     assert statuses == [503] * 6
 
 
+@pytest.mark.parametrize("failure", ["abort", "exception"])
+def test_views_that_fail_do_not_queue(make_app: Callable[..., Flask], failure: str) -> None:
+    app = make_app(UWSGICACHE_BACKEND="memory", TESTING=False)
+    ext = UWSGICache(app)
+
+    @app.route("/fails")
+    @ext.cached()
+    def fails() -> str:
+        time.sleep(0.5)
+        if failure == "abort":
+            abort(404)
+        raise RuntimeError("a bug")
+
+    statuses: list[int] = []
+
+    def call() -> None:
+        statuses.append(app.test_client().get("/fails").status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert time.monotonic() - started < 2.0  # queued: 6 x 0.5 s
+    assert statuses == [404 if failure == "abort" else 500] * 6
+
+
 def test_a_cached_function_called_inside_itself_does_not_wait(views: Views) -> None:
     ext = views.ext
     depth: list[int] = []
