@@ -195,6 +195,80 @@ def test_a_before_request_hook_keeps_running(views: Views) -> None:
     assert views.runs == ["hooked"]
 
 
+def test_a_token_cookie_read_outside_the_cache_keeps_each_users_page(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(UWSGICACHE_BACKEND="memory", UWSGICACHE_SHARED_COOKIES=["_ga"])
+    ext = UWSGICache(app)
+    runs: list[str] = []
+
+    def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if request.cookies.get("token") not in ("alice", "bob"):
+                abort(401)
+            return view(*args, **kwargs)
+
+        return checked
+
+    @app.route("/profile")
+    @token_required
+    @ext.cached()
+    def profile() -> str:
+        runs.append("profile")
+        return f"profile of {request.cookies['token']}"
+
+    @app.route("/news")
+    @ext.cached()
+    def news() -> str:
+        runs.append("news")
+        return "news"
+
+    def get(path: str, cookie: str = "") -> TestResponse:
+        client = app.test_client()
+        if cookie:
+            client.set_cookie(*cookie.split("="))
+        return client.get(path)
+
+    assert get("/profile", "token=alice").text == "profile of alice"
+    assert get("/profile", "token=bob").text == "profile of bob"
+    assert get("/profile").status_code == 401
+    # The control: cookies named in UWSGICACHE_SHARED_COOKIES change nothing.
+    assert get("/news", "_ga=1").text == "news"
+    assert get("/news", "_ga=2").text == "news"
+    assert runs == ["profile", "profile", "news"]
+
+
+def test_a_key_function_does_not_let_a_login_outside_share_pages(views: Views) -> None:
+    app, ext = views.app, views.ext
+
+    def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if "user" not in session:
+                abort(401)
+            return view(*args, **kwargs)
+
+        return checked
+
+    @app.route("/login/<user>", methods=["POST"])
+    def login(user: str) -> str:
+        session["user"] = user
+        return "ok"
+
+    @app.route("/account")
+    @login_required
+    @ext.cached(key_prefix=lambda: request.full_path)  # a Flask-Caching idiom
+    def account() -> str:
+        return f"account of {session['user']}"
+
+    alice, bob = app.test_client(), app.test_client()
+    alice.post("/login/alice")
+    bob.post("/login/bob")
+    assert alice.get("/account").text == "account of alice"
+    assert bob.get("/account").text == "account of bob"
+
+
 # 2. WSGI middleware -------------------------------------------------------------------
 
 
@@ -237,6 +311,96 @@ def test_middleware_on_wsgi_app_is_never_skipped(
         "fast path is off: app.wsgi_app was replaced" in line for line in log_lines()
     )
     assert said is before
+
+
+def test_a_flask_subclass_that_guards_requests_turns_the_shortcuts_off(
+    make_app: Callable[..., Flask], log_lines: Lines
+) -> None:
+    class Guarded(Flask):
+        def wsgi_app(self, environ: Any, start_response: Any) -> Any:
+            if environ.get("REMOTE_ADDR") != "127.0.0.1":
+                start_response("403 FORBIDDEN", [("Content-Type", "text/plain")])
+                return [b"forbidden"]
+            return super().wsgi_app(environ, start_response)
+
+    app = Guarded(__name__)
+    app.config.update(SECRET_KEY="s", UWSGICACHE_BACKEND="memory")
+    ext = UWSGICache(app)
+
+    @app.route("/internal")
+    @ext.cached()
+    def internal() -> str:
+        return "internal report"
+
+    client = app.test_client()
+    assert client.get("/internal").text == "internal report"
+    outsider = {"REMOTE_ADDR": "6.6.6.6"}
+    assert client.get("/internal", environ_overrides=outsider).status_code == 403
+    assert any("overrides Flask.wsgi_app" in line for line in log_lines())
+
+
+def test_head_routed_to_its_own_view_gets_its_own_answer(views: Views) -> None:
+    app, ext = views.app, views.ext
+
+    @app.route("/file", methods=["HEAD"], endpoint="file_head")
+    @ext.cached()
+    def file_head() -> Response:
+        return Response(status=204, headers={"X-Size": "10"})
+
+    @app.route("/file", methods=["GET"], endpoint="file_get")
+    @ext.cached()
+    def file_get() -> str:
+        return "ten bytes!"
+
+    for _ in range(2):
+        assert views.client.head("/file").status_code == 204
+        assert views.get("/file").text == "ten bytes!"
+
+
+def test_a_class_based_view_is_checked_like_any_view(views: Views) -> None:
+    from flask.views import MethodView
+
+    app, ext = views.app, views.ext
+
+    class Page(MethodView):
+        @ext.cached()
+        def get(self) -> Response:
+            views.ran("get")
+            response = Response(f"page {len(views.runs)}")
+            response.set_cookie("csrf", f"token{len(views.runs)}")
+            return response
+
+    class Public(MethodView):
+        @ext.cached()
+        def get(self) -> str:
+            views.ran("public")
+            return "public"
+
+    app.add_url_rule("/page", view_func=Page.as_view("page"))
+    app.add_url_rule("/public", view_func=Public.as_view("public"))
+    cookies = [views.get("/page").headers["Set-Cookie"] for _ in range(2)]
+    assert cookies[0] != cookies[1]  # never stored: it sets a cookie
+    # A fresh client: the first one now sends the csrf cookie, which is personal.
+    public = app.test_client()
+    assert [public.get("/public").text for _ in range(2)] == ["public"] * 2
+    assert views.runs == ["get", "get", "public"]
+
+
+def test_a_raw_query_werkzeug_cannot_read_fails_as_it_would_uncached(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(UWSGICACHE_BACKEND="memory", TESTING=False)
+    ext = UWSGICache(app)
+
+    @app.route("/q")
+    @ext.cached()
+    def q() -> str:
+        return f"q={request.args.get('q')}"
+
+    client = app.test_client()
+    assert client.get("/q?q=%FF").status_code == 200  # stored
+    raw = client.get("/q", environ_overrides={"QUERY_STRING": "q=\xff"})
+    assert raw.status_code == 500  # as without the cache: request.args fails
 
 
 # 3. Sessions --------------------------------------------------------------------------
