@@ -97,6 +97,43 @@ def basic(user: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:pw".encode()).decode()}
 
 
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A session login check, as Flask-Login's decorator does it."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if "user" not in session:
+            abort(401)
+        return view(*args, **kwargs)
+
+    return checked
+
+
+def add_login(app: Flask) -> None:
+    """``POST /login/<user>`` puts the user in the session."""
+
+    @app.route("/login/<user>", methods=["POST"])
+    def login(user: str) -> str:
+        session["user"] = user
+        return "ok"
+
+
+def statuses_of_concurrent_gets(app: Flask, path: str, clients: int = 6) -> list[int]:
+    """The statuses of ``clients`` GETs of ``path`` sent at once, in ~1 s or the time
+    it takes (each thread waits at most 30 s)."""
+    statuses: list[int] = []
+
+    def call() -> None:
+        statuses.append(app.test_client().get(path).status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return statuses
+
+
 # 1. Auth outside the cache -----------------------------------------------------------
 
 
@@ -145,19 +182,7 @@ def test_http_basic_users_each_get_their_own_page(views: Views) -> None:
 def test_a_session_login_outside_the_cache_still_guards_the_page(views: Views) -> None:
     app, ext = views.app, views.ext
 
-    def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def checked(*args: Any, **kwargs: Any) -> Any:
-            if "user" not in session:
-                abort(401)
-            return view(*args, **kwargs)
-
-        return checked
-
-    @app.route("/login/<user>", methods=["POST"])
-    def login(user: str) -> str:
-        session["user"] = user
-        return "ok"
+    add_login(app)
 
     @app.route("/inbox")
     @login_required
@@ -242,19 +267,7 @@ def test_a_token_cookie_read_outside_the_cache_keeps_each_users_page(
 def test_a_key_function_does_not_let_a_login_outside_share_pages(views: Views) -> None:
     app, ext = views.app, views.ext
 
-    def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def checked(*args: Any, **kwargs: Any) -> Any:
-            if "user" not in session:
-                abort(401)
-            return view(*args, **kwargs)
-
-        return checked
-
-    @app.route("/login/<user>", methods=["POST"])
-    def login(user: str) -> str:
-        session["user"] = user
-        return "ok"
+    add_login(app)
 
     @app.route("/account")
     @login_required
@@ -452,11 +465,7 @@ def test_a_page_that_reads_the_session_is_shared_only_by_visitors_without_one(
     views: Views,
 ) -> None:
     app, ext = views.app, views.ext
-
-    @app.route("/login/<user>", methods=["POST"])
-    def login(user: str) -> str:
-        session["user"] = user
-        return "ok"
+    add_login(app)
 
     @app.route("/greet")
     @ext.cached()
@@ -696,17 +705,8 @@ def test_responses_that_are_not_stored_do_not_queue(make_app: Callable[..., Flas
         time.sleep(0.5)
         return "down", 503
 
-    statuses: list[int] = []
-
-    def call() -> None:
-        statuses.append(app.test_client().get("/down").status_code)
-
-    threads = [threading.Thread(target=call) for _ in range(6)]
     started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    statuses = statuses_of_concurrent_gets(app, "/down")
     # Queued one after another they would take 6 x 0.5 s; released, about 2 x 0.5 s.
     assert time.monotonic() - started < 2.0
     assert statuses == [503] * 6
@@ -725,17 +725,8 @@ def test_views_that_fail_do_not_queue(make_app: Callable[..., Flask], failure: s
             abort(404)
         raise RuntimeError("a bug")
 
-    statuses: list[int] = []
-
-    def call() -> None:
-        statuses.append(app.test_client().get("/fails").status_code)
-
-    threads = [threading.Thread(target=call) for _ in range(6)]
     started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    statuses = statuses_of_concurrent_gets(app, "/fails")
     assert time.monotonic() - started < 2.0  # queued: 6 x 0.5 s
     assert statuses == [404 if failure == "abort" else 500] * 6
 
