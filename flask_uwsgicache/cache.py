@@ -82,6 +82,9 @@ class BoundCache:
         #: content is checked, and ``UWSGICACHE_SHARED_COOKIES``): requests that send
         #: only these may read and fill the cache of views.
         self.shared_cookies: frozenset[str] = frozenset(("session",))
+        #: The environ keys of the headers that carry credentials
+        #: (``UWSGICACHE_PERSONAL_HEADERS``): requests with one never use cached views.
+        self.credentials: tuple[str, ...] = ("HTTP_AUTHORIZATION",)
         self._read, self._read_name = backend.reader()
         self._decode = envelope.decode
         self._readers = envelope.readers
@@ -371,15 +374,12 @@ class BoundCache:
             return self._refused(error)
         return True
 
-    def delete_edge(
-        self, path: str, stems: Iterable[str] = (), roots: Iterable[str] = ()
-    ) -> bool:
+    def delete_edge(self, path: str, stems: Iterable[str] = ()) -> bool:
         """Forget the responses cached for ``path`` (any query string, host or
         variant) under these view-key ``stems`` (see :func:`viewkeys.path_stem`): at
-        the edge (where URIs hold the script ``roots``) and in this cache, so the next
-        request runs the view. True if anything was deleted. O(items): the store lists
-        every key."""
-        deleted = self.edge.delete(path, roots)
+        the edge and in this cache, so the next request runs the view. True if
+        anything was deleted. O(items): the store lists every key."""
+        deleted = self.edge.delete(path)
         responses = self.responses
         for stem in stems:
             for found in responses.own_keys((stem + "?").encode()):

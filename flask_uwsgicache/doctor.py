@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import options as cache2
-from .edge import EDGE_ROUTE_KEY, ROUTE_GUARDS, parse_config
+from .edge import EDGE_ROUTE_KEY, parse_config, route_guards
 from .envelope import MAC_SIZE, TRAILER_SIZE
 from .ini import IniOption, last, read_ini
 from .keys import DIGEST_CHARS, HASH_MARK
+from .privacy import DEFAULT_PERSONAL_HEADERS, personal_headers
 
 ERROR, WARNING = "error", "warning"
 _OFF = ("0", "false", "no", "off")
@@ -322,6 +323,9 @@ def _app(config: Mapping[str, Any], names: list[str], instance: list[IniOption])
             f"last one to Python (unbit/uwsgi#1374), so its limits are unknown to the app",
         )
     routes = _routes(instance)
+    credentials = personal_headers(
+        config.get("UWSGICACHE_PERSONAL_HEADERS", DEFAULT_PERSONAL_HEADERS)
+    )
     for content_type, edge in parse_config(config.get("UWSGICACHE_EDGE")).items():
         if edge in names and edge not in routes:
             section.problem(
@@ -330,7 +334,7 @@ def _app(config: Mapping[str, Any], names: list[str], instance: list[IniOption])
                 f"but never served",
             )
         elif edge in names:
-            unsafe = _unsafe_edge_route(instance, edge)
+            unsafe = _unsafe_edge_route(instance, edge, credentials)
             if unsafe is not None:
                 section.problem(ERROR, unsafe)
             section.fact(
@@ -339,9 +343,13 @@ def _app(config: Mapping[str, Any], names: list[str], instance: list[IniOption])
     return section
 
 
-def _unsafe_edge_route(instance: list[IniOption], edge: str) -> str | None:
-    """Why the route serving edge cache ``edge`` could answer the wrong request."""
-    guards = set(ROUTE_GUARDS)
+def _unsafe_edge_route(
+    instance: list[IniOption], edge: str, credentials: tuple[str, ...]
+) -> str | None:
+    """Why the route serving edge cache ``edge`` could answer the wrong request, with
+    these personal headers (``UWSGICACHE_PERSONAL_HEADERS``)."""
+    needed = route_guards(credentials)
+    guards = set(needed)
     for option in instance:
         line = f"{option.key} = {option.value}"
         if line in guards:
@@ -359,7 +367,7 @@ def _unsafe_edge_route(instance: list[IniOption], edge: str) -> str | None:
             return (
                 f"the route at {option.where} serves edge cache {edge!r} to requests "
                 f"the app would answer differently: it must come after "
-                f"{' and '.join(repr(guard) for guard in ROUTE_GUARDS)} and use "
+                f"{' and '.join(repr(guard) for guard in needed)} and use "
                 f"key={EDGE_ROUTE_KEY} (see flask_uwsgicache.edge.route_lines)"
             )
         return None

@@ -36,6 +36,7 @@ from flask import Flask, Response
 
 from . import fastpath
 from .logs import RateLimitedLog, logger
+from .privacy import DEFAULT_PERSONAL_HEADERS, environ_names, personal_headers
 from .responses import refusal
 
 if TYPE_CHECKING:
@@ -64,49 +65,81 @@ def routing_supported() -> bool:
 # blur where the host ends and the URI begins.
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
 
-#: Send every request that is not an anonymous GET past the edge, to the app.
-ROUTE_GUARDS = (
-    "route-if-not = equal:${REQUEST_METHOD};GET last:",
-    "route-if-not = empty:${HTTP_COOKIE} last:",
-    "route-if-not = empty:${HTTP_AUTHORIZATION} last:",
+
+def route_guards(credentials: Iterable[str] = DEFAULT_PERSONAL_HEADERS) -> tuple[str, ...]:
+    """The ini lines that send every request that is not an anonymous GET (no cookie,
+    none of the ``credentials`` headers) past the edge, to the app."""
+    return (
+        "route-if-not = equal:${REQUEST_METHOD};GET last:",
+        "route-if-not = empty:${HTTP_COOKIE} last:",
+        *(
+            f"route-if-not = empty:${{{name}}} last:"
+            for name in environ_names(personal_headers(credentials))
+        ),
+    )
+
+
+#: The guards for the default ``UWSGICACHE_PERSONAL_HEADERS``.
+ROUTE_GUARDS = route_guards()
+
+# What makes uWSGI's (and so the app's) scheme https: the front server's HTTPS and
+# UWSGI_SCHEME, and the client's X-Forwarded-Ssl and X-Forwarded-Proto, which uWSGI
+# honours itself (core/protocol.c, uwsgi_proto_check_20 and _22). All in the key.
+_SCHEME_VARS = ("HTTPS", "HTTP_X_FORWARDED_SSL", "UWSGI_SCHEME", "HTTP_X_FORWARDED_PROTO")
+_SCHEME_VALUE = re.compile(r"[A-Za-z0-9]*")
+
+#: The edge's key in a route line, what :func:`edge_key` computes: the scheme's inputs,
+#: each ended by "|", then the Host header and the raw URI.
+EDGE_ROUTE_KEY = "".join(f"${{{name}}}|" for name in _SCHEME_VARS) + (
+    "${HTTP_HOST}${REQUEST_URI}"
 )
-
-
-#: The edge's key in a route line: what :func:`edge_key` computes. ``HTTPS`` (set by
-#: the front server for TLS requests) keeps http and https pages apart; "|" ends it.
-EDGE_ROUTE_KEY = "${HTTPS}|${HTTP_HOST}${REQUEST_URI}"
-_HTTPS = re.compile(r"[A-Za-z0-9]*")
 
 
 def route_line(content_type: str, name: str) -> str:
     """The ini line that serves edge cache ``name`` as ``content_type`` (after the
-    :data:`ROUTE_GUARDS`)."""
+    :func:`route_guards`)."""
     return f"route = .* cache:key={EDGE_ROUTE_KEY},name={name},content_type={content_type}"
 
 
-def route_lines(caches: Mapping[str, str]) -> str:
-    """The ini lines that serve the edge ``caches`` (``{content type: name}``)."""
+def route_lines(
+    caches: Mapping[str, str], credentials: Iterable[str] = DEFAULT_PERSONAL_HEADERS
+) -> str:
+    """The ini lines that serve the edge ``caches`` (``{content type: name}``) to
+    requests without a cookie and without the ``credentials`` headers."""
     serve = [route_line(content_type, name) for content_type, name in caches.items()]
-    return "\n".join((*ROUTE_GUARDS, *serve))
+    return "\n".join((*route_guards(credentials), *serve))
 
 
 def edge_key(environ: WSGIEnvironment) -> str | None:
     """The edge's key for this request (what the route computes), or None when it
     could be read as another request's: a ``Host`` that is not a plain name or address
     and port, a URI that does not start with "/" (``Host: a.test:1`` with ``2/page``
-    would be ``a.test:12/page``'s key), or a scheme set by ``UWSGI_SCHEME``, which the
-    key does not hold."""
+    would be ``a.test:12/page``'s key), or a scheme input that is not letters and
+    digits."""
     host = environ.get("HTTP_HOST", "")
     uri = environ.get("REQUEST_URI", "")
-    https = environ.get("HTTPS", "")
+    scheme = [environ.get(name, "") for name in _SCHEME_VARS]
     if (
         not _HOST.fullmatch(host)
         or not uri.startswith("/")
-        or not _HTTPS.fullmatch(https)
-        or "UWSGI_SCHEME" in environ
+        or not all(_SCHEME_VALUE.fullmatch(value) for value in scheme)
     ):
         return None
-    return f"{https}|{host}{uri}"
+    return "".join(f"{value}|" for value in scheme) + f"{host}{uri}"
+
+
+def _is_path(uri_path: str, path: str) -> bool:
+    """True if a URI's path (as sent) is ``path`` as an app sees it, under any script
+    root: the edge is keyed by the URI, which holds the mount point, and a process
+    that deletes (a mule, a cron job) may not know it. Deleting a mounted namesake
+    too only costs it a miss."""
+    for sent in {uri_path, unquote(uri_path)}:
+        if sent == path:
+            return True
+        root = sent[: -len(path)] if path and sent.endswith(path) else ""
+        if root.startswith("/") and not root.endswith("/"):
+            return True
+    return False
 
 
 def _called_by_server(app: Flask) -> bool:
@@ -148,6 +181,7 @@ class Edge:
         reason: str | None,
         log: RateLimitedLog,
         skips_middleware: bool = False,
+        credentials: Iterable[str] = environ_names(DEFAULT_PERSONAL_HEADERS),
     ) -> None:
         #: ``{content type: cache name}`` of the caches the edge writes to.
         self.caches = dict(caches)
@@ -156,8 +190,8 @@ class Edge:
         #: ``UWSGICACHE_EDGE_SKIPS_MIDDLEWARE``: the app says its WSGI middleware need
         #: not run for what the edge answers (it only counts, logs or times requests).
         self.skips_middleware = skips_middleware
-        #: The script roots (mount points) of the requests stored here, for delete().
-        self.roots: set[str] = set()
+        #: Environ keys of the headers the route lines keep away from the edge.
+        self.credentials = tuple(credentials)
         self._told = False
 
     def describe(self) -> dict[str, Any]:
@@ -181,7 +215,7 @@ class Edge:
                 )
             return False
         if environ.get("REQUEST_METHOD") != "GET" or any(
-            name in environ for name in ("HTTP_AUTHORIZATION", "HTTP_COOKIE")
+            name in environ for name in ("HTTP_COOKIE", *self.credentials)
         ):
             return False  # the route serves anonymous GETs only
         key = edge_key(environ)
@@ -197,7 +231,6 @@ class Edge:
         assert key is not None
         import uwsgi
 
-        self.roots.add(environ.get("SCRIPT_NAME", ""))
         body = response.get_data()
         # uWSGI counts expiry in whole seconds; cache_update answers None, never False,
         # when it refuses (see README: uWSGI facts).
@@ -236,7 +269,7 @@ class Edge:
         if key is None:
             return (
                 "no edge key could tell this request from others (a Host that is not "
-                "a plain name, a URI not starting with /, or UWSGI_SCHEME)"
+                "a plain name, a URI not starting with /, or an odd scheme header)"
             )
         if not name:
             return (
@@ -262,24 +295,20 @@ class Edge:
             return "uWSGI cannot store an empty body"
         return None
 
-    def delete(self, path: str, roots: Iterable[str] = ()) -> int:
-        """Delete every edge entry for ``path`` (as the app sees it: any query string,
-        under the app's script root, ``roots`` or one seen here); how many went."""
+    def delete(self, path: str) -> int:
+        """Delete every edge entry for ``path`` as the app sees it (``request.path``:
+        any query string, host, scheme, and under any mount point); how many went."""
         if self.reason is not None:
             return 0
         import uwsgi
 
-        # The edge is keyed by the URI as sent, which holds the mount point.
-        targets = {root + path for root in {"", *self.roots, *roots}}
         deleted = 0
         for name in set(self.caches.values()):
             for key in uwsgi.cache_keys(name):
                 # HTTPS|host/URI; a host never holds "/" (see edge_key).
                 uri = key[key.find(b"/") :] if b"/" in key else b""
                 uri_path = uri.split(b"?", 1)[0].decode("utf-8", "replace")
-                if (
-                    uri_path in targets or unquote(uri_path) in targets
-                ) and uwsgi.cache_del(key, name):
+                if _is_path(uri_path, path) and uwsgi.cache_del(key, name):
                     deleted += 1
         return deleted
 
@@ -305,10 +334,14 @@ def build_edge(config: Mapping[str, Any], log: RateLimitedLog) -> Edge:
         raise ValueError(
             f"UWSGICACHE_EDGE_SKIPS_MIDDLEWARE is {skips!r}; set it to True or False."
         )
+    headers = personal_headers(
+        config.get("UWSGICACHE_PERSONAL_HEADERS", DEFAULT_PERSONAL_HEADERS)
+    )
+    credentials = environ_names(headers)
     try:
         import uwsgi
     except ImportError:
-        return Edge(caches, "the app does not run under uWSGI", log, skips)
+        return Edge(caches, "the app does not run under uWSGI", log, skips, credentials)
     present: dict[str, str] = {}
     for content_type, name in caches.items():
         try:
@@ -323,14 +356,15 @@ def build_edge(config: Mapping[str, Any], log: RateLimitedLog) -> Edge:
             f"uWSGI has none of the edge caches {sorted(set(caches.values()))} "
             f"(UWSGICACHE_EDGE); add 'cache2 = name={example[1]},items=1000,"
             f"blocksize=65536,keysize=512' and the route lines "
-            f"'{route_lines(dict([example]))}'",
+            f"'{route_lines(dict([example]), headers)}'",
             log,
             skips,
+            credentials,
         )
     reason = _cannot_serve(present)
     if reason is not None:
         logger.warning("flask-uwsgicache: the edge is off: %s", reason)
-    return Edge(present, reason, log, skips)
+    return Edge(present, reason, log, skips, credentials)
 
 
 def _cannot_serve(caches: Mapping[str, str]) -> str | None:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from flask import Flask, has_request_context, request
+from flask import Flask
 from flask.globals import _cv_app
 
 from . import fastpath
@@ -23,6 +23,7 @@ from .envelope import Envelope, derive_secret
 from .jinja import CacheExtension
 from .logs import RateLimitedLog
 from .memoize import MemoizeMixin
+from .privacy import DEFAULT_PERSONAL_HEADERS, environ_names, personal_headers
 from .serializers import get_serializer
 from .viewkeys import path_stem, quoted_path
 from .views import ViewsMixin
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "UWSGICACHE_EDGE": DEFAULT_EDGE,
     "UWSGICACHE_EDGE_SKIPS_MIDDLEWARE": False,
     "UWSGICACHE_SHARED_COOKIES": (),
+    "UWSGICACHE_PERSONAL_HEADERS": DEFAULT_PERSONAL_HEADERS,
 }
 
 
@@ -73,6 +75,9 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         edge=build_edge(config, log),
     )
     cache.shared_cookies = _shared_cookies(config)
+    cache.credentials = environ_names(
+        personal_headers(config["UWSGICACHE_PERSONAL_HEADERS"])
+    )
     return cache
 
 
@@ -202,8 +207,7 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
             path_stem(key_prefix, quoted, budget)
             for key_prefix in self.path_key_prefixes or ("view/%s",)
         }
-        roots = [request.script_root] if has_request_context() else []
-        return cache.delete_edge(path, stems, roots)
+        return cache.delete_edge(path, stems)
 
     # The rest of the API, with BoundCache's signatures and docstrings.
     has = _on_current_app(BoundCache.has)

@@ -44,15 +44,17 @@ from .viewstats import HIT
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-_PERSONAL = ("HTTP_COOKIE", "HTTP_AUTHORIZATION")
 
-
-# Flask's methods between the WSGI call and the view's response: a subclass that
-# overrides one can refuse or change a request there (an IP check in wsgi_app, say).
+# What Flask runs or builds between the WSGI call and the view's response: a subclass
+# that overrides one can refuse or change a request there (an IP check in wsgi_app or
+# in ensure_sync, a request class that checks a header, a url map that routes on one).
 _REQUEST_METHODS = (
     "__call__", "wsgi_app", "request_context", "full_dispatch_request",
     "preprocess_request", "dispatch_request", "make_response", "finalize_request",
     "process_response", "create_url_adapter", "handle_user_exception",
+    "handle_exception", "handle_http_exception", "raise_routing_exception",
+    "ensure_sync", "async_to_sync", "request_class", "url_map_class",
+    "url_rule_class", "app_ctx_globals_class",
 )  # fmt: skip
 _overridden: dict[type, str | None] = {}
 
@@ -107,7 +109,8 @@ class FastPath:
             cache is not None
             and cache.fast_prefixes
             and environ.get("REQUEST_METHOD") == "GET"
-            and not any(name in environ for name in _PERSONAL)
+            and "HTTP_COOKIE" not in environ
+            and not any(name in environ for name in cache.credentials)
             and self._plain()
         ):
             try:

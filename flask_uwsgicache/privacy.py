@@ -3,12 +3,13 @@
 A cached view's stored response is served to other requests, so it may only be one that
 the app gives every such request alike. Two things Flask lets us see decide that:
 
-* **Personal requests** carry an ``Authorization`` header, a non-empty session, or a
-  cookie other than the session's and those the app names as shared
-  (``UWSGICACHE_SHARED_COOKIES``: analytics, consent). The app may answer each of them
-  differently, in ways the cache cannot see (a decorator outside ``cached`` that reads
-  the session or a token cookie, ``"user" in session`` inside it), so they neither
-  read nor fill the cache of views: they run the view.
+* **Personal requests** carry credentials (``Authorization``, or another header of
+  ``UWSGICACHE_PERSONAL_HEADERS``: ``X-Api-Key``, ``X-Auth-Token``, ``X-Access-Token``
+  by default), a non-empty session, or a cookie other than the session's and those the
+  app names as shared (``UWSGICACHE_SHARED_COOKIES``: analytics, consent). The app
+  may answer each of them differently, in ways the cache cannot see (a decorator
+  outside ``cached`` that reads the session or a token cookie, ``"user" in session``
+  inside it), so they neither read nor fill the cache: they run the view.
 * **What the call did** (:class:`Watch`): a view that changed the session, or left
   ``after_this_request`` callbacks, would not do so on a hit, so its response is not
   stored; one that read the (empty) session gets the ``Vary: Cookie`` Flask adds.
@@ -20,7 +21,7 @@ The session is looked at without marking it accessed: since Flask 3.1.3 every us
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from flask import has_request_context, request
@@ -38,10 +39,33 @@ def current_session() -> Any:
     return state.get("_session", state.get("session"))
 
 
-def is_personal(environ: Any, shared_cookies: Collection[str]) -> bool:
-    """True for a request that sends credentials, has a non-empty session, or sends a
-    cookie whose name is not in ``shared_cookies`` (which holds the session's)."""
-    if "HTTP_AUTHORIZATION" in environ:
+#: ``UWSGICACHE_PERSONAL_HEADERS``' default: request headers that carry credentials.
+DEFAULT_PERSONAL_HEADERS = ("Authorization", "X-Api-Key", "X-Auth-Token", "X-Access-Token")
+
+
+def personal_headers(value: Any) -> tuple[str, ...]:
+    """``UWSGICACHE_PERSONAL_HEADERS`` checked, with ``Authorization`` always in."""
+    if isinstance(value, str) or not all(isinstance(name, str) and name for name in value):
+        raise ValueError(
+            f"UWSGICACHE_PERSONAL_HEADERS is {value!r}; set it to a list of the request "
+            f"headers that carry credentials, for example {list(DEFAULT_PERSONAL_HEADERS)}."
+        )
+    names = ["Authorization", *value]
+    return tuple(dict.fromkeys(name.title() for name in names))
+
+
+def environ_names(headers: Iterable[str]) -> tuple[str, ...]:
+    """The WSGI environ keys of request ``headers``."""
+    return tuple("HTTP_" + header.upper().replace("-", "_") for header in headers)
+
+
+def is_personal(
+    environ: Any, shared_cookies: Collection[str], credentials: Collection[str]
+) -> bool:
+    """True for a request that sends one of the ``credentials`` (environ keys), has a
+    non-empty session, or sends a cookie whose name is not in ``shared_cookies`` (which
+    holds the session's)."""
+    if any(name in environ for name in credentials):
         return True
     session = current_session()
     if session is not None and len(session) > 0:

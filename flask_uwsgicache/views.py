@@ -75,6 +75,22 @@ def serves_request(f: Callable[..., Any]) -> bool:
     return False
 
 
+def _looks_like_response(result: Any) -> bool:
+    """True for what Flask would turn into a response with headers or a status: a
+    :class:`flask.Response`, or ``(body, status)``, ``(body, headers)``, ``(body,
+    status, headers)``."""
+    if isinstance(result, Response):
+        return True
+    if not isinstance(result, tuple) or len(result) not in (2, 3):
+        return False
+    if not isinstance(result[0], str | bytes | dict | list | Response):
+        return False
+    return any(
+        (isinstance(part, int) and 100 <= part <= 599) or isinstance(part, dict | list)
+        for part in result[1:]
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class _KeyOptions:
     """How ``cached`` makes keys (see :meth:`ViewsMixin.cached`)."""
@@ -220,11 +236,14 @@ class ViewsMixin(CacheOwner):
                     return None
                 if bypass(unless, f, *args, **kwargs):
                     return None
-                # A view's answer may depend on who asks in ways no key shows (a login
-                # decorator outside it); so may a function keyed by the URL.
-                guarded = in_request and (view or keys.from_path)
+                # In a request, what a view or a function returns may depend on who
+                # asks in ways no key shows (a login decorator outside it, one that
+                # hides the view from serves_request without functools.wraps).
+                guarded = in_request
                 cache = self.cache
-                if guarded and is_personal(request.environ, cache.shared_cookies):
+                if guarded and is_personal(
+                    request.environ, cache.shared_cookies, cache.credentials
+                ):
                     return None
                 space = cache.responses if view else cache.space(RESULTS)
                 key = call_keys.key(space, args, kwargs)
@@ -243,7 +262,7 @@ class ViewsMixin(CacheOwner):
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:
                 if not call.view:
-                    if call.watch is not None and isinstance(result, Response | tuple):
+                    if call.watch is not None and _looks_like_response(result):
                         # A view this decorator cannot see as one (under a decorator
                         # without functools.wraps): its response is not checked here.
                         call.cache.log.warning(

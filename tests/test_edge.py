@@ -22,7 +22,14 @@ import pytest
 from flask import Flask, Response, jsonify
 
 from flask_uwsgicache import UWSGICache
-from flask_uwsgicache.edge import ROUTE_GUARDS, Edge, parse_config, route_line, route_lines
+from flask_uwsgicache.edge import (
+    EDGE_ROUTE_KEY,
+    ROUTE_GUARDS,
+    Edge,
+    parse_config,
+    route_line,
+    route_lines,
+)
 from flask_uwsgicache.logs import RateLimitedLog
 
 Start = Callable[..., Any]
@@ -108,13 +115,21 @@ def test_the_edge_answers_only_anonymous_gets_for_their_own_host(
     # Requests with a cookie or credentials reach the app (the cache's normal path).
     raw_get(server.url, "/news", {"Host": host, "Cookie": "session=x"})
     raw_get(server.url, "/news", {"Host": host, "Authorization": "Bearer x"})
-    assert python_requests(server) == before + 5
+    raw_get(server.url, "/news", {"Host": host, "X-Api-Key": "k"})
+    assert python_requests(server) == before + 6
+    # A scheme header (uWSGI makes the request https for the app) fills its own entry.
+    https = raw_get(server.url, "/news", {"Host": host, "X-Forwarded-Proto": "https"})
+    assert https != mine
+    assert raw_get(server.url, "/news", {"Host": host}) == mine
     # A Host that is not a plain name is never stored at the edge.
     odd = {"Host": "a.test/news"}
     raw_get(server.url, "/news", odd)
     before = python_requests(server)
     raw_get(server.url, "/news", odd)
     assert python_requests(server) == before + 2
+    # Nor for a URI that does not start with "/", read as another host's entry.
+    split = raw_get(server.url, "2/news", {"Host": "a.test:1"})
+    assert raw_get(server.url, "/news", {"Host": "a.test:12"}) != split
 
 
 @pytest.mark.launches_uwsgi
@@ -142,7 +157,7 @@ def test_the_edge_fills_only_when_uwsgi_calls_the_app_itself(
     for _ in range(3):
         assert fetch(server.url + "/page")[2] == b"<p>render 1</p>"
     host = server.url.removeprefix("http://")
-    expected = [f"|{host}/page"] if callable_ == "app" else []
+    expected = [f"||||{host}/page"] if callable_ == "app" else []
     assert fetch(server.url + "/edge-keys")[2] == json.dumps(expected).encode() + b"\n"
     server.stop()
     if callable_ == "wrapped":
@@ -324,7 +339,11 @@ def test_edge_config_is_checked() -> None:
         with pytest.raises(ValueError, match="UWSGICACHE_EDGE"):
             parse_config(bad)
     assert route_line(HTML, "edge").startswith(
-        "route = .* cache:key=${HTTPS}|${HTTP_HOST}${REQUEST_URI},name=edge,"
+        f"route = .* cache:key={EDGE_ROUTE_KEY},name=edge,"
     )
     lines = route_lines({HTML: "edge"}).splitlines()
-    assert lines[:3] == list(ROUTE_GUARDS) and len(lines) == 4
+    assert lines[:-1] == list(ROUTE_GUARDS) and len(lines) == len(ROUTE_GUARDS) + 1
+    assert "route-if-not = empty:${HTTP_X_API_KEY} last:" in ROUTE_GUARDS
+    with_header = route_lines({HTML: "edge"}, ["X-Session-Token"]).splitlines()
+    assert "route-if-not = empty:${HTTP_X_SESSION_TOKEN} last:" in with_header
+    assert "route-if-not = empty:${HTTP_AUTHORIZATION} last:" in with_header

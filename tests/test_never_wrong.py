@@ -67,11 +67,12 @@ def views(make_app: Callable[..., Flask]) -> Views:
 
 
 def require_key(view: Callable[..., Any]) -> Callable[..., Any]:
-    """An auth decorator on a header of its own (not Authorization, not the session)."""
+    """An auth decorator on a header of its own (none of UWSGICACHE_PERSONAL_HEADERS,
+    not the session)."""
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        if request.headers.get("X-Api-Key") != "right":
+        if request.headers.get("X-Team-Key") != "right":
             abort(401)
         return view(*args, **kwargs)
 
@@ -153,10 +154,10 @@ def test_an_auth_decorator_outside_the_cache_still_guards_the_page(views: Views)
         views.ran("public")
         return "for all"
 
-    assert views.get("/secret", headers={"X-Api-Key": "right"}).text == "the secret"
+    assert views.get("/secret", headers={"X-Team-Key": "right"}).text == "the secret"
     for _ in range(3):
         assert views.get("/secret").status_code == 401
-    assert views.get("/secret", headers={"X-Api-Key": "right"}).text == "the secret"
+    assert views.get("/secret", headers={"X-Team-Key": "right"}).text == "the secret"
     # The control: a view with nothing outside its cache is served by the fast path.
     assert [views.get("/public").text for _ in range(3)] == ["for all"] * 3
     assert views.runs == ["secret", "public"]
@@ -203,7 +204,7 @@ def test_a_before_request_hook_keeps_running(views: Views) -> None:
 
     @app.before_request
     def only_with_key() -> Any:
-        if request.path == "/hooked" and request.headers.get("X-Api-Key") != "right":
+        if request.path == "/hooked" and request.headers.get("X-Team-Key") != "right":
             abort(403)
         return None
 
@@ -213,10 +214,10 @@ def test_a_before_request_hook_keeps_running(views: Views) -> None:
         views.ran("hooked")
         return "hooked page"
 
-    assert views.get("/hooked", headers={"X-Api-Key": "right"}).text == "hooked page"
+    assert views.get("/hooked", headers={"X-Team-Key": "right"}).text == "hooked page"
     assert views.get("/hooked").status_code == 403
     # Still cached for those the hook lets through:
-    assert views.get("/hooked", headers={"X-Api-Key": "right"}).text == "hooked page"
+    assert views.get("/hooked", headers={"X-Team-Key": "right"}).text == "hooked page"
     assert views.runs == ["hooked"]
 
 
@@ -262,6 +263,58 @@ def test_a_token_cookie_read_outside_the_cache_keeps_each_users_page(
     assert get("/news", "_ga=1").text == "news"
     assert get("/news", "_ga=2").text == "news"
     assert runs == ["profile", "profile", "news"]
+
+
+def test_api_keys_are_credentials_by_default(views: Views) -> None:
+    app, ext = views.app, views.ext
+
+    def key_required(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:  # Flask-Login's request_loader
+            if request.headers.get("X-Api-Key") not in ("alice", "bob"):
+                abort(401)
+            return view(*args, **kwargs)
+
+        return checked
+
+    @app.route("/me")
+    @key_required
+    @ext.cached()
+    def me() -> str:
+        return f"me: {request.headers['X-Api-Key']}"
+
+    assert views.get("/me", headers={"X-Api-Key": "alice"}).text == "me: alice"
+    assert views.get("/me", headers={"X-Api-Key": "bob"}).text == "me: bob"
+
+
+@pytest.mark.parametrize(
+    "key", [{"key_prefix": "account"}, {"make_cache_key": lambda: "account"}]
+)
+def test_a_login_decorator_without_wraps_does_not_share_pages(
+    views: Views, key: dict[str, Any]
+) -> None:
+    app, ext = views.app, views.ext
+    add_login(app)
+
+    def old_login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+        def checked(*args: Any, **kwargs: Any) -> Any:  # no functools.wraps
+            if "user" not in session:
+                abort(401)
+            return view(*args, **kwargs)
+
+        return checked
+
+    @app.route("/account")
+    @old_login_required
+    @ext.cached(**key)
+    def account() -> str:
+        return f"account of {session['user']}"
+
+    alice, bob = app.test_client(), app.test_client()
+    alice.post("/login/alice")
+    bob.post("/login/bob")
+    assert alice.get("/account").text == "account of alice"
+    assert bob.get("/account").text == "account of bob"
 
 
 def test_a_key_function_does_not_let_a_login_outside_share_pages(views: Views) -> None:
@@ -326,17 +379,29 @@ def test_middleware_on_wsgi_app_is_never_skipped(
     assert said is before
 
 
-def test_a_flask_subclass_that_guards_requests_turns_the_shortcuts_off(
-    make_app: Callable[..., Flask], log_lines: Lines
-) -> None:
-    class Guarded(Flask):
-        def wsgi_app(self, environ: Any, start_response: Any) -> Any:
-            if environ.get("REMOTE_ADDR") != "127.0.0.1":
-                start_response("403 FORBIDDEN", [("Content-Type", "text/plain")])
-                return [b"forbidden"]
-            return super().wsgi_app(environ, start_response)
+class GuardedWsgi(Flask):
+    def wsgi_app(self, environ: Any, start_response: Any) -> Any:
+        if environ.get("REMOTE_ADDR") != "127.0.0.1":
+            start_response("403 FORBIDDEN", [("Content-Type", "text/plain")])
+            return [b"forbidden"]
+        return super().wsgi_app(environ, start_response)
 
-    app = Guarded(__name__)
+
+class GuardedSync(Flask):
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if request.remote_addr != "127.0.0.1":
+                abort(403)
+            return func(*args, **kwargs)
+
+        return checked
+
+
+@pytest.mark.parametrize("guarded", [GuardedWsgi, GuardedSync])
+def test_a_flask_subclass_that_guards_requests_turns_the_shortcuts_off(
+    log_lines: Lines, guarded: type[Flask]
+) -> None:
+    app = guarded(__name__)
     app.config.update(SECRET_KEY="s", UWSGICACHE_BACKEND="memory")
     ext = UWSGICache(app)
 
@@ -349,7 +414,7 @@ def test_a_flask_subclass_that_guards_requests_turns_the_shortcuts_off(
     assert client.get("/internal").text == "internal report"
     outsider = {"REMOTE_ADDR": "6.6.6.6"}
     assert client.get("/internal", environ_overrides=outsider).status_code == 403
-    assert any("overrides Flask.wsgi_app" in line for line in log_lines())
+    assert any("overrides Flask." in line for line in log_lines())
 
 
 def test_head_routed_to_its_own_view_gets_its_own_answer(views: Views) -> None:
