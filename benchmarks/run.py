@@ -76,7 +76,7 @@ HTTP_TARGETS = [
     ("cached (ours) / cached (Flask-Caching)", "cached (ours)",
      "cached (Flask-Caching)", None),
     ("5 ms view / hello", "5 ms view", "hello", None),
-    ("edge-cached view / hello", "edge-cached (ours)", "hello", 1.5),
+    ("edge-cached view / hello", "edge-cached (ours)", "hello", 2.5),
     ("edge-cached / cached (ours)", "edge-cached (ours)", "cached (ours)", None),
 ]  # fmt: skip
 

@@ -66,17 +66,26 @@ def views(make_app: Callable[..., Flask]) -> Views:
     return Views(app, UWSGICache(app))
 
 
-def require_key(view: Callable[..., Any]) -> Callable[..., Any]:
-    """An auth decorator on a header of its own (none of UWSGICACHE_PERSONAL_HEADERS,
-    not the session)."""
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
-    @functools.wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        if request.headers.get("X-Team-Key") != "right":
-            abort(401)
-        return view(*args, **kwargs)
 
-    return checked
+def guard(allowed: Callable[[], bool], wraps: bool = True) -> Decorator:
+    """An auth decorator: 401 unless ``allowed()``; ``wraps=False`` leaves out
+    ``functools.wraps``, as old snippets do."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if not allowed():
+                abort(401)
+            return view(*args, **kwargs)
+
+        return functools.wraps(view)(checked) if wraps else checked
+
+    return decorator
+
+
+# On a header of its own (none of UWSGICACHE_PERSONAL_HEADERS, not the session).
+require_key = guard(lambda: request.headers.get("X-Team-Key") == "right")
 
 
 def basic_user() -> str | None:
@@ -84,30 +93,15 @@ def basic_user() -> str | None:
     return auth.username if auth and auth.password == "pw" else None
 
 
-def require_basic(view: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        if basic_user() is None:
-            abort(401)
-        return view(*args, **kwargs)
-
-    return checked
+require_basic = guard(lambda: basic_user() is not None)
 
 
 def basic(user: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:pw".encode()).decode()}
 
 
-def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """A session login check, as Flask-Login's decorator does it."""
-
-    @functools.wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        if "user" not in session:
-            abort(401)
-        return view(*args, **kwargs)
-
-    return checked
+# A session login check, as Flask-Login's decorator does it.
+login_required = guard(lambda: "user" in session)
 
 
 def add_login(app: Flask) -> None:
@@ -228,14 +222,7 @@ def test_a_token_cookie_read_outside_the_cache_keeps_each_users_page(
     ext = UWSGICache(app)
     runs: list[str] = []
 
-    def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def checked(*args: Any, **kwargs: Any) -> Any:
-            if request.cookies.get("token") not in ("alice", "bob"):
-                abort(401)
-            return view(*args, **kwargs)
-
-        return checked
+    token_required = guard(lambda: request.cookies.get("token") in ("alice", "bob"))
 
     @app.route("/profile")
     @token_required
@@ -268,14 +255,8 @@ def test_a_token_cookie_read_outside_the_cache_keeps_each_users_page(
 def test_api_keys_are_credentials_by_default(views: Views) -> None:
     app, ext = views.app, views.ext
 
-    def key_required(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def checked(*args: Any, **kwargs: Any) -> Any:  # Flask-Login's request_loader
-            if request.headers.get("X-Api-Key") not in ("alice", "bob"):
-                abort(401)
-            return view(*args, **kwargs)
-
-        return checked
+    # As Flask-Login's request_loader on an API key header.
+    key_required = guard(lambda: request.headers.get("X-Api-Key") in ("alice", "bob"))
 
     @app.route("/me")
     @key_required
@@ -296,13 +277,7 @@ def test_a_login_decorator_without_wraps_does_not_share_pages(
     app, ext = views.app, views.ext
     add_login(app)
 
-    def old_login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-        def checked(*args: Any, **kwargs: Any) -> Any:  # no functools.wraps
-            if "user" not in session:
-                abort(401)
-            return view(*args, **kwargs)
-
-        return checked
+    old_login_required = guard(lambda: "user" in session, wraps=False)
 
     @app.route("/account")
     @old_login_required
