@@ -43,12 +43,13 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 DEFAULT_EDGE = {"text/html; charset=utf-8": "edge"}
-# Headers the route cannot send that a client can do without: validators and caching
+# Headers the route cannot send that a client can do without: the date and caching
 # hints. Any other header (Content-Encoding, Location, security headers...) would be
-# lost at the edge, so a response that has one is not put there.
+# lost at the edge, so a response that has one is not put there; nor one with
+# validators (ETag, Last-Modified) or Accept-Ranges: its view may answer conditional
+# and range requests with a 304 or a 206, which the edge cannot.
 _DROPPABLE = frozenset(
-    ("content-type", "content-length", "date", "etag", "last-modified", "expires",
-     "cache-control")
+    ("content-type", "content-length", "date", "expires", "cache-control")
 )  # fmt: skip
 
 

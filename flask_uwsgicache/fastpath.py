@@ -38,6 +38,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from . import responses
 from .logs import logger
+from .privacy import is_conditional
 from .viewkeys import variant_key, view_key
 from .viewstats import HIT
 
@@ -111,6 +112,7 @@ class FastPath:
             and environ.get("REQUEST_METHOD") == "GET"
             and "HTTP_COOKIE" not in environ
             and not any(name in environ for name in cache.credentials)
+            and not is_conditional(environ)
             and self._plain()
         ):
             try:

@@ -76,6 +76,20 @@ def is_personal(
     )
 
 
+# Request headers a view's answer may depend on through make_conditional (send_file,
+# send_from_directory): a 304 or a 206 instead of the stored 200.
+CONDITIONAL = (
+    "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE",
+)  # fmt: skip
+
+
+def is_conditional(environ: Any) -> bool:
+    """True for a conditional or range request: the view, not a stored copy, answers
+    it (Flask's answer may be a 304 or a 206)."""
+    return any(name in environ for name in CONDITIONAL)
+
+
 def _accessed(session: Any) -> bool:
     return bool(getattr(session, "accessed", True))
 

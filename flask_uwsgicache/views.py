@@ -37,7 +37,7 @@ from . import flight, responses
 from .cache import BoundCache
 from .envelope import MISSING
 from .keys import RESULTS
-from .privacy import Watch, is_personal
+from .privacy import Watch, is_conditional, is_personal
 from .viewkeys import variant_key, view_key
 from .wrapping import (
     Args,
@@ -241,8 +241,10 @@ class ViewsMixin(CacheOwner):
                 # hides the view from serves_request without functools.wraps).
                 guarded = in_request
                 cache = self.cache
-                if guarded and is_personal(
-                    request.environ, cache.shared_cookies, cache.credentials
+                environ = request.environ if in_request else {}
+                if guarded and (
+                    is_personal(environ, cache.shared_cookies, cache.credentials)
+                    or is_conditional(environ)
                 ):
                     return None
                 space = cache.responses if view else cache.space(RESULTS)

@@ -249,10 +249,22 @@ def test_edge_refuses_per_request_options() -> None:
         (lambda: with_header("Vary", "Accept-Language"), "varies"),
         (lambda: with_header("Content-Security-Policy", "default-src 'self'"), "header"),
         (lambda: with_header("Cache-Control", "no-cache"), "no-cache"),
+        (lambda: with_header("ETag", '"v1"'), "ETag"),
+        (lambda: with_header("Accept-Ranges", "bytes"), "Accept-Ranges"),
         (lambda: Response(b"", content_type=HTML), "empty"),
         (lambda: jsonify(a=1), "no edge cache for Content-Type"),
     ],
-    ids=["status", "cookie", "vary", "other header", "no-cache", "empty", "type"],
+    ids=[
+        "status",
+        "cookie",
+        "vary",
+        "other header",
+        "no-cache",
+        "etag",
+        "ranges",
+        "empty",
+        "type",
+    ],  # fmt: skip
 )
 def test_only_what_is_the_same_for_everyone_goes_to_the_edge(
     app: Flask, log_lines: Lines, make: Callable[[], Response], why: str

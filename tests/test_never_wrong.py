@@ -710,6 +710,26 @@ def test_a_plain_function_keyed_by_the_url_is_cached_for_gets_only(views: Views)
     assert views.runs == ["summary", "summary"]
 
 
+def test_conditional_and_range_requests_get_what_the_view_answers(views: Views) -> None:
+    app, ext = views.app, views.ext
+
+    @app.route("/file")
+    @ext.cached()
+    def file() -> Response:
+        views.ran("file")
+        response = Response(b"0123456789", mimetype="application/octet-stream")
+        response.set_etag("v1")
+        response.make_conditional(request, accept_ranges=True, complete_length=10)
+        return response
+
+    assert views.get("/file").status_code == 200
+    assert views.get("/file", headers={"If-None-Match": '"v1"'}).status_code == 304
+    ranged = views.get("/file", headers={"Range": "bytes=0-3"})
+    assert (ranged.status_code, ranged.get_data()) == (206, b"0123")
+    assert views.get("/file").get_data() == b"0123456789"  # the control: from the cache
+    assert views.runs == ["file", "file", "file"]
+
+
 # 9. Vary -----------------------------------------------------------------------------
 
 
