@@ -26,6 +26,7 @@ from typing import Any
 
 from flask import has_request_context, request
 from flask.globals import request_ctx
+from werkzeug.datastructures import EnvironHeaders
 
 
 def current_session() -> Any:
@@ -99,19 +100,57 @@ def _callbacks() -> int:
     return len(getattr(context, "_after_request_functions", ()))
 
 
+# A read of every header at once (iterating request.headers).
+EVERY_HEADER = "*"
+
+
+class TrackedHeaders(EnvironHeaders):
+    """``request.headers`` while cached calls run: notes the names of the headers
+    read (lower-case; :data:`EVERY_HEADER` for an iteration) into each of ``sinks``,
+    one per cached call in progress."""
+
+    def __init__(self, environ: Any, sinks: list[set[str]]) -> None:
+        super().__init__(environ)
+        self.sinks = sinks
+
+    def _note(self, name: object) -> None:
+        for sink in self.sinks:
+            sink.add(str(name).lower())
+
+    def __getitem__(self, key: Any, *args: Any) -> Any:
+        self._note(key)
+        return super().__getitem__(key, *args)
+
+    def _get_key(self, key: str) -> str:  # Werkzeug >= 3: get() and "in" come here
+        self._note(key)
+        return super()._get_key(key)
+
+    def __iter__(self) -> Any:
+        self._note(EVERY_HEADER)
+        return super().__iter__()
+
+
 @dataclasses.dataclass(slots=True)
 class Watch:
-    """The request's state before a cached call, to tell what the call changed."""
+    """The request's state before a cached call, to tell what the call changed and
+    which request headers it read."""
 
     session: Any
     accessed: bool
     callbacks: int
+    headers_read: set[str]
 
     @classmethod
     def start(cls) -> Watch:
-        """Note the state now (inside a request)."""
+        """Note the state now (inside a request) and track header reads from now on."""
         session = current_session()
-        return cls(session, session is not None and _accessed(session), _callbacks())
+        read: set[str] = set()
+        state = request._get_current_object().__dict__  # type: ignore[attr-defined]
+        current = state.get("headers")
+        sinks = current.sinks if isinstance(current, TrackedHeaders) else []
+        state["headers"] = TrackedHeaders(request.environ, [*sinks, read])
+        accessed = session is not None and _accessed(session)
+        return cls(session, accessed, _callbacks(), read)
 
     def refusal(self) -> str | None:
         """Why the call's result must not be stored, or None."""

@@ -37,7 +37,7 @@ from . import flight, responses
 from .cache import BoundCache
 from .envelope import MISSING
 from .keys import RESULTS
-from .privacy import Watch, is_conditional, is_personal
+from .privacy import EVERY_HEADER, Watch, is_conditional, is_personal
 from .viewkeys import variant_key, view_key
 from .wrapping import (
     Args,
@@ -276,7 +276,9 @@ class ViewsMixin(CacheOwner):
                         return result, flight.NOTHING
                     result, to_store = keep_result(result, cache_none, response_filter)
                     if call.watch is not None and (
-                        call.watch.refusal() or call.watch.read_session()
+                        call.watch.refusal()
+                        or call.watch.read_session()
+                        or call.watch.headers_read - {"host"}
                     ):
                         return result, flight.NOTHING
                     return result, to_store
@@ -290,6 +292,12 @@ class ViewsMixin(CacheOwner):
                 if call.watch is not None:
                     if call.watch.refusal() is not None:
                         return response, flight.NOTHING
+                    # The request headers the view read: it varies on them, said or not.
+                    read = call.watch.headers_read - {"host"}
+                    if read & {EVERY_HEADER, "cookie"}:
+                        return response, flight.NOTHING
+                    for header in sorted(read):
+                        response.vary.add(header.title())
                     if call.watch.read_session():
                         # What Flask adds once the session is read; kept with the copy.
                         response.vary.add("Cookie")
