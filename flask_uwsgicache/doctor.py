@@ -20,7 +20,7 @@ from .edge import EDGE_ROUTE_KEY, parse_config, route_guards
 from .envelope import MAC_SIZE, TRAILER_SIZE
 from .ini import IniOption, last, read_ini
 from .keys import DIGEST_CHARS, HASH_MARK
-from .privacy import DEFAULT_PERSONAL_HEADERS, personal_headers
+from .privacy import personal_headers
 
 ERROR, WARNING = "error", "warning"
 _OFF = ("0", "false", "no", "off")
@@ -323,9 +323,7 @@ def _app(config: Mapping[str, Any], names: list[str], instance: list[IniOption])
             f"last one to Python (unbit/uwsgi#1374), so its limits are unknown to the app",
         )
     routes = _routes(instance)
-    credentials = personal_headers(
-        config.get("UWSGICACHE_PERSONAL_HEADERS", DEFAULT_PERSONAL_HEADERS)
-    )
+    credentials = personal_headers(config.get("UWSGICACHE_PERSONAL_HEADERS", ()))
     for content_type, edge in parse_config(config.get("UWSGICACHE_EDGE")).items():
         if edge in names and edge not in routes:
             section.problem(

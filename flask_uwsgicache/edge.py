@@ -36,21 +36,25 @@ from flask import Flask, Response
 
 from . import fastpath
 from .logs import RateLimitedLog, logger
-from .privacy import DEFAULT_PERSONAL_HEADERS, environ_names, personal_headers
+from .privacy import (
+    DEFAULT_PERSONAL_HEADERS,
+    SERVER_AUTH,
+    environ_names,
+    personal_headers,
+)
 from .responses import refusal
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 DEFAULT_EDGE = {"text/html; charset=utf-8": "edge"}
-# Headers the route cannot send that a client can do without: the date and caching
-# hints. Any other header (Content-Encoding, Location, security headers...) would be
-# lost at the edge, so a response that has one is not put there; nor one with
-# validators (ETag, Last-Modified) or Accept-Ranges: its view may answer conditional
-# and range requests with a 304 or a 206, which the edge cannot.
-_DROPPABLE = frozenset(
-    ("content-type", "content-length", "date", "expires", "cache-control")
-)  # fmt: skip
+# Headers the route cannot send that a client can do without: the date. Any other
+# header (Content-Encoding, Location, security headers...) would be lost at the edge,
+# so a response that has one is not put there; nor one with validators (ETag,
+# Last-Modified) or Accept-Ranges, whose view may answer conditional and range requests
+# with a 304 or a 206; nor one with its own Cache-Control or Expires, since the route
+# always sends Expires: the entry's expiry.
+_DROPPABLE = frozenset(("content-type", "content-length", "date"))
 
 
 def routing_supported() -> bool:
@@ -72,10 +76,14 @@ def route_guards(credentials: Iterable[str] = DEFAULT_PERSONAL_HEADERS) -> tuple
     none of the ``credentials`` headers) past the edge, to the app."""
     return (
         "route-if-not = equal:${REQUEST_METHOD};GET last:",
+        # A target that does not start with "/" could be read with the Host header
+        # as another host's key ("a.test:1" + "2/p" is "a.test:12/p").
+        "route-if-not = startswith:${REQUEST_URI};/ last:",
         "route-if-not = empty:${HTTP_COOKIE} last:",
+        "route-if-not = empty:${HTTP_UPGRADE} last:",
         *(
             f"route-if-not = empty:${{{name}}} last:"
-            for name in environ_names(personal_headers(credentials))
+            for name in (*environ_names(personal_headers(credentials)), *SERVER_AUTH)
         ),
     )
 
@@ -216,7 +224,8 @@ class Edge:
                 )
             return False
         if environ.get("REQUEST_METHOD") != "GET" or any(
-            name in environ for name in ("HTTP_COOKIE", *self.credentials)
+            name in environ
+            for name in ("HTTP_COOKIE", "HTTP_UPGRADE", *self.credentials, *SERVER_AUTH)
         ):
             return False  # the route serves anonymous GETs only
         key = edge_key(environ)
@@ -234,8 +243,11 @@ class Edge:
 
         body = response.get_data()
         # uWSGI counts expiry in whole seconds; cache_update answers None, never False,
-        # when it refuses (see README: uWSGI facts).
-        if uwsgi.cache_update(key, body, math.ceil(timeout), name) is None:
+        # when it refuses (see README: uWSGI facts). The key as the route sees it: the
+        # request's raw bytes (WSGI strs are latin-1; a str would go to uWSGI as UTF-8,
+        # another request's key).
+        raw_key = key.encode("latin-1")
+        if uwsgi.cache_update(raw_key, body, math.ceil(timeout), name) is None:
             self.log.warning(
                 "EdgeRefused",
                 f"flask-uwsgicache: edge cache {name!r} refused {key[:80]!r} "
@@ -335,9 +347,7 @@ def build_edge(config: Mapping[str, Any], log: RateLimitedLog) -> Edge:
         raise ValueError(
             f"UWSGICACHE_EDGE_SKIPS_MIDDLEWARE is {skips!r}; set it to True or False."
         )
-    headers = personal_headers(
-        config.get("UWSGICACHE_PERSONAL_HEADERS", DEFAULT_PERSONAL_HEADERS)
-    )
+    headers = personal_headers(config.get("UWSGICACHE_PERSONAL_HEADERS", ()))
     credentials = environ_names(headers)
     try:
         import uwsgi

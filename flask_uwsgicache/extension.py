@@ -23,7 +23,7 @@ from .envelope import Envelope, derive_secret
 from .jinja import CacheExtension
 from .logs import RateLimitedLog
 from .memoize import MemoizeMixin
-from .privacy import DEFAULT_PERSONAL_HEADERS, environ_names, personal_headers
+from .privacy import environ_names, personal_headers
 from .serializers import get_serializer
 from .viewkeys import path_stem, quoted_path
 from .views import ViewsMixin
@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "UWSGICACHE_EDGE": DEFAULT_EDGE,
     "UWSGICACHE_EDGE_SKIPS_MIDDLEWARE": False,
     "UWSGICACHE_SHARED_COOKIES": (),
-    "UWSGICACHE_PERSONAL_HEADERS": DEFAULT_PERSONAL_HEADERS,
+    "UWSGICACHE_PERSONAL_HEADERS": (),
 }
 
 

@@ -32,13 +32,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, request_finished, request_started
+from flask import Flask, Response, request_finished, request_started
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.http import HTTP_STATUS_CODES
 
 from . import responses
 from .logs import logger
-from .privacy import is_conditional
+from .privacy import SERVER_AUTH, is_conditional
 from .viewkeys import variant_key, view_key
 from .viewstats import HIT
 
@@ -91,6 +91,10 @@ def why_not_plain(app: Flask) -> str | None:
         return "something listens to request_started or request_finished"
     if type(app.session_interface) is not SecureCookieSessionInterface:
         return "the app's session interface is not Flask's cookie one"
+    response_class = app.response_class
+    for name in ("get_wsgi_headers", "get_wsgi_response", "get_app_iter", "__call__"):
+        if getattr(response_class, name, None) is not getattr(Response, name, None):
+            return f"the app's response class overrides {name}"
     return None
 
 
@@ -111,7 +115,9 @@ class FastPath:
             and cache.fast_prefixes
             and environ.get("REQUEST_METHOD") == "GET"
             and "HTTP_COOKIE" not in environ
+            and "HTTP_UPGRADE" not in environ  # a websocket rule may share the path
             and not any(name in environ for name in cache.credentials)
+            and not any(environ.get(name) for name in SERVER_AUTH)
             and not is_conditional(environ)
             and self._plain()
         ):

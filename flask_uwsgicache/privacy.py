@@ -45,13 +45,14 @@ DEFAULT_PERSONAL_HEADERS = ("Authorization", "X-Api-Key", "X-Auth-Token", "X-Acc
 
 
 def personal_headers(value: Any) -> tuple[str, ...]:
-    """``UWSGICACHE_PERSONAL_HEADERS`` checked, with ``Authorization`` always in."""
+    """The headers that carry credentials: the defaults and ``value``
+    (``UWSGICACHE_PERSONAL_HEADERS``, checked), which adds to them."""
     if isinstance(value, str) or not all(isinstance(name, str) and name for name in value):
         raise ValueError(
             f"UWSGICACHE_PERSONAL_HEADERS is {value!r}; set it to a list of the request "
             f"headers that carry credentials, for example {list(DEFAULT_PERSONAL_HEADERS)}."
         )
-    names = ["Authorization", *value]
+    names = [*DEFAULT_PERSONAL_HEADERS, *value]
     return tuple(dict.fromkeys(name.title() for name in names))
 
 
@@ -60,13 +61,21 @@ def environ_names(headers: Iterable[str]) -> tuple[str, ...]:
     return tuple("HTTP_" + header.upper().replace("-", "_") for header in headers)
 
 
+#: What a front server sets for a request it authenticated (HTTP auth in nginx or
+#: Apache, a TLS client certificate).
+SERVER_AUTH = ("REMOTE_USER", "SSL_CLIENT_S_DN", "SSL_CLIENT_CERT", "HTTPS_DN")
+
+
 def is_personal(
     environ: Any, shared_cookies: Collection[str], credentials: Collection[str]
 ) -> bool:
-    """True for a request that sends one of the ``credentials`` (environ keys), has a
-    non-empty session, or sends a cookie whose name is not in ``shared_cookies`` (which
-    holds the session's)."""
-    if any(name in environ for name in credentials):
+    """True for a request that sends one of the ``credentials`` (environ keys) or was
+    authenticated by the front server (:data:`SERVER_AUTH`), has a non-empty session,
+    or sends a cookie whose name is not in ``shared_cookies`` (which holds the
+    session's)."""
+    if any(name in environ for name in credentials) or any(
+        environ.get(name) for name in SERVER_AUTH
+    ):
         return True
     session = current_session()
     if session is not None and len(session) > 0:

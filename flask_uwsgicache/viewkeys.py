@@ -5,7 +5,7 @@ One function, :func:`view_key`, derives it for the decorator, the fast path and
 whichever of them looks. The key holds everything Flask routes and builds URLs on, kept
 apart so that no two different requests share it:
 
-``<stem>?<query> <method> <scheme> <host> <script root>``
+``<stem>?<query> <method> <scheme> <host> <script root> <key_prefix's digest>``
 
 * the stem is ``key_prefix % path``, where the path is the raw ``PATH_INFO`` bytes
   percent-encoded (a ``?`` sent as ``%3F`` stays ``%3F``, never a query); a stem too
@@ -54,9 +54,9 @@ def quoted_path(path: str | bytes) -> str:
 
 
 def path_stem(key_prefix: str, path: str, budget: int) -> str:
-    """``key_prefix % path`` (``path`` already quoted), or its digest when it is longer
-    than ``budget`` bytes."""
-    stem = key_prefix % path
+    """``key_prefix`` with ``%s`` replaced by ``path`` (already quoted; any other ``%``
+    stays as it is), or its digest when it is longer than ``budget`` bytes."""
+    stem = key_prefix.replace("%s", path)
     if len(stem.encode("utf-8", "surrogatepass")) <= budget:
         return stem
     return "~" + short_digest(stem)
@@ -100,7 +100,8 @@ def view_key(
     scheme = quote(str(environ.get("wsgi.url_scheme", "")), safe="")
     host = quote(_raw(host_of(environ)), safe=_HOST_SAFE)
     root = quote(_raw(environ.get("SCRIPT_NAME", "")), safe=_PATH_SAFE)
-    return f"{stem}?{query} {method} {scheme} {host} {root}"
+    # The prefix's digest: "page:%s:v2" at /a and "page:%s" at /a:v2 share a stem.
+    return f"{stem}?{query} {method} {scheme} {host} {root} {short_digest(key_prefix)}"
 
 
 def environ_name(header: str) -> str:

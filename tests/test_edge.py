@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -164,6 +165,44 @@ def test_the_edge_fills_only_when_uwsgi_calls_the_app_itself(
         assert "uWSGI calls WSGI middleware around the app" in server.output
 
 
+def raw_body(url: str, target: bytes) -> bytes:
+    """The body of ``GET target`` sent as these exact bytes (no encoding on the way)."""
+    address = url.removeprefix("http://")
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.0\r\nHost: " + address.encode()
+                     + b"\r\n\r\n")  # fmt: skip
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer.split(b"\r\n\r\n", 1)[1]
+
+
+@pytest.mark.launches_uwsgi
+def test_the_edge_keys_raw_bytes_as_sent(start_uwsgi: Start) -> None:
+    args = [
+        "--master",
+        "--processes",
+        "2",
+        "--http-socket",
+        "127.0.0.1:{port}",
+        "--die-on-term",
+        "--cache2",
+        "name=edge,items=100,keysize=512",
+    ]
+    for line in route_lines({HTML: "edge"}).splitlines():
+        option, value = line.split(" = ", 1)
+        args += ["--" + option, value.replace("{", "{{").replace("}", "}}")]
+    args += ["--cache2", "name=default,items=100", "--wsgi-file",
+             "tests/apps/edge_shapes.py", "--callable", "app"]  # fmt: skip
+    server = start_uwsgi(args, path="/edge-keys")
+    # A latin-1 byte first: as a str key it would have gone to uWSGI as UTF-8, the
+    # key of the raw UTF-8 request that follows.
+    assert raw_body(server.url, b"/echo/m\xfcnchen") == "<p>m\ufffdnchen</p>".encode()
+    for _ in range(2):
+        assert raw_body(server.url, b"/echo/m\xc3\xbcnchen") == "<p>münchen</p>".encode()
+
+
 @pytest.mark.launches_uwsgi
 def test_delete_edge_and_clear_make_the_next_request_run_it(start_uwsgi: Start) -> None:
     server = start_uwsgi(deploy_args("deploy/uwsgi-edge.ini"), LOCAL)
@@ -199,8 +238,9 @@ def test_edge_entries_expire(start_uwsgi: Start) -> None:
 def test_without_routing_the_view_is_cached_the_normal_way(
     start_uwsgi: Start, uwsgi_without_routing: str
 ) -> None:
-    # deploy/uwsgi.ini (no route lines: strict mode would refuse them) plus an edge cache.
-    args = deploy_args("deploy/uwsgi.ini", "--cache2", "name=edge,items=10,keysize=512")
+    # deploy/uwsgi.ini (no route lines: strict mode would refuse them) plus an edge cache,
+    # given first: the app's cache2 line must stay the last one (unbit/uwsgi#1374).
+    args = ["--cache2", "name=edge,items=10,keysize=512", *deploy_args("deploy/uwsgi.ini")]
     server = start_uwsgi(args, LOCAL, binary=uwsgi_without_routing)
     edge = server.json("/stats")["stats"]["edge"]
     assert edge["on"] is False and "without internal routing" in edge["reason"]

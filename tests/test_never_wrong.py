@@ -730,6 +730,96 @@ def test_conditional_and_range_requests_get_what_the_view_answers(views: Views) 
     assert views.runs == ["file", "file", "file"]
 
 
+def test_a_header_the_view_reads_becomes_part_of_its_key(views: Views) -> None:
+    app, ext = views.app, views.ext
+
+    @app.route("/data")
+    @ext.cached()
+    def data() -> tuple[str, int]:  # a key check inside the cached view, no Vary said
+        token = request.headers.get("Api-Token")
+        views.ran(str(token))
+        return (f"data of {token}", 200) if token in ("alice", "bob") else ("no", 401)
+
+    for _ in range(2):
+        assert views.get("/data", headers={"Api-Token": "alice"}).text == "data of alice"
+        assert views.get("/data", headers={"Api-Token": "bob"}).text == "data of bob"
+        assert views.get("/data").status_code == 401
+    assert views.get("/data", headers={"Api-Token": "alice"}).headers["Vary"] == "Api-Token"
+    assert views.runs == ["alice", "bob", "None", "None"]  # 401s are never stored
+
+
+def test_a_front_server_login_is_personal(views: Views) -> None:
+    app, ext = views.app, views.ext
+
+    @app.route("/mine")
+    @guard(lambda: bool(request.environ.get("REMOTE_USER")))
+    @ext.cached()
+    def mine() -> str:
+        return f"page of {request.environ['REMOTE_USER']}"
+
+    for user in ("alice", "bob"):
+        page = views.get("/mine", environ_overrides={"REMOTE_USER": user})
+        assert page.text == f"page of {user}"
+
+
+def test_more_personal_headers_add_to_the_defaults(make_app: Callable[..., Flask]) -> None:
+    app = make_app(UWSGICACHE_BACKEND="memory", UWSGICACHE_PERSONAL_HEADERS=["Api-Token"])
+    UWSGICache(app)
+    credentials = app.extensions["uwsgicache"].credentials
+    assert {"HTTP_API_TOKEN", "HTTP_X_API_KEY", "HTTP_AUTHORIZATION"} <= set(credentials)
+
+
+def test_key_prefixes_never_share_keys(views: Views) -> None:
+    app, ext = views.app, views.ext
+
+    @app.route("/a")
+    @ext.cached(key_prefix="page:%s:v2")
+    def a() -> str:
+        return "page a"
+
+    @app.route("/<path:other>")
+    @ext.cached(key_prefix="page:%s")
+    def other(other: str) -> str:
+        return f"other {other}"
+
+    @app.route("/sale")
+    @ext.cached(key_prefix="50%off/%s")  # a literal % in the prefix
+    def sale() -> str:
+        return "sale"
+
+    for _ in range(2):
+        assert views.get("/a").text == "page a"
+        assert views.get("/a:v2").text == "other a:v2"
+        assert views.get("/sale").text == "sale"
+    with app.test_request_context():
+        assert ext.delete_edge("/sale") is True
+
+
+def test_a_response_class_that_adds_headers_keeps_adding_them(
+    make_app: Callable[..., Flask],
+) -> None:
+    class Framed(Response):
+        def get_wsgi_headers(self, environ: Any) -> Any:
+            headers = super().get_wsgi_headers(environ)
+            headers["X-Frame-Options"] = "DENY"
+            return headers
+
+    app = make_app(UWSGICACHE_BACKEND="memory")
+    app.response_class = Framed
+    ext = UWSGICache(app)
+
+    @app.route("/framed")
+    @ext.cached()
+    def framed() -> str:
+        return "framed"
+
+    client = app.test_client()
+    assert [client.get("/framed").headers.get("X-Frame-Options") for _ in range(2)] == [
+        "DENY",
+        "DENY",
+    ]
+
+
 # 9. Vary -----------------------------------------------------------------------------
 
 

@@ -26,6 +26,12 @@ def page() -> ResponseReturnValue:
     return f"<p>render {cache.inc('renders', timeout=0)}</p>"
 
 
+@app.route("/echo/<name>")
+@cache.cached(timeout=60, edge=True)
+def echo(name: str) -> ResponseReturnValue:
+    return f"<p>{name}</p>"
+
+
 @app.route("/edge-keys")
 def edge_keys() -> ResponseReturnValue:
     return jsonify(sorted(key.decode() for key in uwsgi.cache_keys("edge")))
