@@ -133,27 +133,25 @@ def test_the_edge_answers_only_anonymous_gets_for_their_own_host(
     assert raw_get(server.url, "/news", {"Host": "a.test:12"}) != split
 
 
+def edge_shapes_args(callable_: str) -> list[str]:
+    """uWSGI's arguments for tests/apps/edge_shapes.py's ``callable_``, 2 workers, with
+    an edge cache and its route lines, the app's cache2 line last."""
+    args = ["--master", "--processes", "2", "--http-socket", "127.0.0.1:{port}",
+            "--die-on-term", "--cache2", "name=edge,items=100,keysize=512"]  # fmt: skip
+    for line in route_lines({HTML: "edge"}).splitlines():
+        option, value = line.split(" = ", 1)
+        # start_uwsgi fills in {port}: keep uWSGI's ${...} as they are.
+        args += ["--" + option, value.replace("{", "{{").replace("}", "}}")]
+    return args + ["--cache2", "name=default,items=100", "--wsgi-file",
+                   "tests/apps/edge_shapes.py", "--callable", callable_]  # fmt: skip
+
+
 @pytest.mark.launches_uwsgi
 @pytest.mark.parametrize("callable_", ["app", "wrapped"])
 def test_the_edge_fills_only_when_uwsgi_calls_the_app_itself(
     start_uwsgi: Start, callable_: str
 ) -> None:
-    args = [
-        "--master",
-        "--processes",
-        "2",
-        "--http-socket",
-        "127.0.0.1:{port}",
-        "--die-on-term",
-        "--cache2",
-        "name=edge,items=100,keysize=512",
-    ]
-    for line in route_lines({HTML: "edge"}).splitlines():
-        option, value = line.split(" = ", 1)
-        # start_uwsgi fills in {port}: keep uWSGI's ${...} as they are.
-        args += ["--" + option, value.replace("{", "{{").replace("}", "}}")]
-    args += ["--cache2", "name=default,items=100", "--wsgi-file",
-             "tests/apps/edge_shapes.py", "--callable", callable_]  # fmt: skip
+    args = edge_shapes_args(callable_)
     server = start_uwsgi(args, path="/edge-keys")
     for _ in range(3):
         assert fetch(server.url + "/page")[2] == b"<p>render 1</p>"
@@ -180,21 +178,7 @@ def raw_body(url: str, target: bytes) -> bytes:
 
 @pytest.mark.launches_uwsgi
 def test_the_edge_keys_raw_bytes_as_sent(start_uwsgi: Start) -> None:
-    args = [
-        "--master",
-        "--processes",
-        "2",
-        "--http-socket",
-        "127.0.0.1:{port}",
-        "--die-on-term",
-        "--cache2",
-        "name=edge,items=100,keysize=512",
-    ]
-    for line in route_lines({HTML: "edge"}).splitlines():
-        option, value = line.split(" = ", 1)
-        args += ["--" + option, value.replace("{", "{{").replace("}", "}}")]
-    args += ["--cache2", "name=default,items=100", "--wsgi-file",
-             "tests/apps/edge_shapes.py", "--callable", "app"]  # fmt: skip
+    args = edge_shapes_args("app")
     server = start_uwsgi(args, path="/edge-keys")
     # A latin-1 byte first: as a str key it would have gone to uWSGI as UTF-8, the
     # key of the raw UTF-8 request that follows.

@@ -104,6 +104,18 @@ def basic(user: str) -> dict[str, str]:
 login_required = guard(lambda: "user" in session)
 
 
+def counted_page(app: Flask, ext: UWSGICache, path: str, body: str) -> list[int]:
+    """A cached view at ``path`` answering ``body``; the list grows each time it runs."""
+    runs: list[int] = []
+
+    def page() -> str:
+        runs.append(1)
+        return body
+
+    app.add_url_rule(path, path, ext.cached()(page))
+    return runs
+
+
 def add_login(app: Flask) -> None:
     """``POST /login/<user>`` puts the user in the session."""
 
@@ -335,13 +347,7 @@ def test_middleware_on_wsgi_app_is_never_skipped(
     ext = UWSGICache(app)
     if not before:
         app.wsgi_app = allowlist(app.wsgi_app)  # type: ignore[method-assign]
-    runs: list[int] = []
-
-    @app.route("/admin")
-    @ext.cached()
-    def admin() -> str:
-        runs.append(1)
-        return "admin page"
+    runs = counted_page(app, ext, "/admin", "admin page")
 
     client = app.test_client()
     assert client.get("/admin", headers={"X-Admin": "1"}).text == "admin page"
@@ -591,13 +597,7 @@ def test_hosts_outside_trusted_hosts_are_refused_from_cache_too(
 ) -> None:
     app = make_app(UWSGICACHE_BACKEND="memory", TRUSTED_HOSTS=["example.test"])
     ext = UWSGICache(app)
-    runs: list[int] = []
-
-    @app.route("/")
-    @ext.cached()
-    def home() -> str:
-        runs.append(1)
-        return "home"
+    runs = counted_page(app, ext, "/", "home")
 
     client = app.test_client()
     assert client.get("/", headers={"Host": "example.test"}).text == "home"
