@@ -408,9 +408,10 @@ class BoundCache:
 
         A missing (or expired) key counts as 0 and gets ``timeout``; an existing counter
         keeps its expiry. Exact across processes: the read and the write happen under
-        the backend's shared lock (uWSGI's own ``cache_inc`` does not accumulate in
-        ``bitmap`` caches, and cannot return the new value; reference §2.4), or in one
-        atomic call where the store has counters (Redis).
+        the backend's shared lock (uWSGI's own ``cache_inc`` does not accumulate
+        in ``bitmap`` caches, and cannot return the new value;
+        docs/uwsgi-cache2-facts.rst §6), or in one atomic call where the store has
+        counters (Redis).
         ``inc`` and ``dec`` serialise with each other, ``add`` and ``touch``, not with
         ``set``. Raises :class:`NotACounterError` (and changes nothing) if the key holds
         a value that is not an ``int``. Returns ``None`` if the write was refused.

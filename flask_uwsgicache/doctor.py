@@ -1,6 +1,6 @@
 """``flask uwsgicache doctor``: what uWSGI will really do with an ini's cache2 lines.
 
-uWSGI reads cache2 lines loosely (reference/uwsgi-cache2.md §1.1): unknown and dashed
+uWSGI reads cache2 lines loosely (docs/uwsgi-cache2-facts.rst §3): unknown and dashed
 options are ignored, flags count by presence (``purge_lru=0`` turns LRU on), numbers
 stop at the first non-digit (``blocksize=64k`` is 64 bytes), and only ``items - 1``
 slots are usable. The doctor explains each cache (capacity, memory, largest value, keys,

@@ -61,7 +61,7 @@ def routing_supported() -> bool:
     """True if this uWSGI was built with internal routing (it needs PCRE at build time).
 
     The monolithic binary exports its symbols, and ``uwsgi_apply_routes`` exists only in
-    routing builds (reference §4.1).
+    routing builds (docs/uwsgi-cache2-facts.rst §10).
     """
     return hasattr(ctypes.CDLL(None), "uwsgi_apply_routes")
 
@@ -242,10 +242,10 @@ class Edge:
         import uwsgi
 
         body = response.get_data()
-        # uWSGI counts expiry in whole seconds; cache_update answers None, never False,
-        # when it refuses (see README: uWSGI facts). The key as the route sees it: the
-        # request's raw bytes (WSGI strs are latin-1; a str would go to uWSGI as UTF-8,
-        # another request's key).
+        # uWSGI counts expiry in whole seconds; cache_update answers None, never
+        # False, when it refuses (docs/uwsgi-cache2-facts.rst §1, §2). The key as the
+        # route sees it: the request's raw bytes (WSGI strs are latin-1; a str would go
+        # to uWSGI as UTF-8, another request's key).
         raw_key = key.encode("latin-1")
         if uwsgi.cache_update(raw_key, body, math.ceil(timeout), name) is None:
             self.log.warning(
@@ -356,7 +356,9 @@ def build_edge(config: Mapping[str, Any], log: RateLimitedLog) -> Edge:
     present: dict[str, str] = {}
     for content_type, name in caches.items():
         try:
-            uwsgi.cache_keys(name)  # ValueError: no such cache (reference §3)
+            uwsgi.cache_keys(
+                name
+            )  # ValueError: no such cache (docs/uwsgi-cache2-facts.rst §9)
         except ValueError:
             continue
         present[content_type] = name

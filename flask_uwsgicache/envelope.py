@@ -12,7 +12,7 @@
   tag); ``SIGNED`` says a 16-byte MAC sits between the payload and the trailer.
 * ``expires_at`` is an absolute Unix time, ``0.0`` for never. uWSGI's own expiry is late
   by seconds with a master, never happens without one and is ignored with ``purge_lru``
-  (reference/uwsgi-cache2.md §1.4), so a reader checks this field instead.
+  (docs/uwsgi-cache2-facts.rst §5), so a reader checks this field instead.
 * The MAC is keyed BLAKE2b (RFC 7693's MAC mode, a drop-in for HMAC and about three
   times faster than HMAC-SHA256 on small entries) over the payload, the trailer, the
   storage key and its length: an entry copied under another key, or with its expiry or

@@ -1,7 +1,7 @@
 """Storage keys: an app's key prefix, a key space and the key as UTF-8, hashed to fit.
 
 uWSGI rejects keys longer than ``keysize`` without an error and silently truncates keys
-of 64 KiB or more (see the uWSGI facts in README.rst), so no key longer than the store
+of 64 KiB or more (docs/uwsgi-cache2-facts.rst §1), so no key longer than the store
 takes is ever passed to it. Keys that fit stay readable, for uWSGI's own tools.
 
 Key spaces keep what different parts of the package store apart: the values of

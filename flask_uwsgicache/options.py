@@ -1,7 +1,7 @@
 """Parse a uWSGI ``cache2`` option string (``name=c,items=20,blocksize=65536,...``).
 
 Two modes. ``strict=False`` reads a line the way uWSGI 2.0 does (see
-reference/uwsgi-cache2.md §1.1): unknown keys and bare words are ignored, flags count by
+docs/uwsgi-cache2-facts.rst §3): unknown keys and bare words are ignored, flags count by
 presence only (``purge_lru=0`` *enables* LRU), numbers are read like C ``strtoul`` (so
 ``64k`` is 64). ``strict=True`` is for lines this package is given in its own config
 (``UWSGICACHE_MEMORY``): everything uWSGI would silently misread is a ``ValueError`` that

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up .venv and serves the example app under uWSGI with deploy/uwsgi.ini (the
-# article's settings: 4 workers, its cache2 line) on http://127.0.0.1:5001/ , as the
+# reference deployment's settings: 4 workers, its cache2 line) on http://127.0.0.1:5001/ , as the
 # current user. Stop it with Ctrl-C. Extra arguments go to uwsgi.
 # With a uWSGI built with internal routing (libpcre2-dev installed before pip built it)
 # it uses deploy/uwsgi-edge.ini, which adds the edge caches and their route lines.

@@ -34,8 +34,9 @@ from flask_uwsgicache.backends.memory import MemoryBackend
 
 IN_UWSGI = running_under_uwsgi()
 ROOT = Path(__file__).resolve().parent.parent
-# The article's line, and the memory stand-in's mirror of it.
-ARTICLE_LINE = "name=default,items=20,blocksize=65536,keysize=60,bitmap=1"
+# The reference deployment's cache2 line (deploy/uwsgi.ini), and the memory
+# stand-in's mirror of it.
+REFERENCE_LINE = "name=default,items=20,blocksize=65536,keysize=60,bitmap=1"
 
 
 class FakeClock:
@@ -58,7 +59,7 @@ def backend_cases() -> list[tuple[str, str]]:
 def memory_lines() -> list[str]:
     return [
         "items=1000",
-        ARTICLE_LINE.replace("name=default,", ""),
+        REFERENCE_LINE.replace("name=default,", ""),
         "items=50,blocksize=4096,purge_lru=1",
     ]
 

@@ -46,7 +46,7 @@ def test_config_shows_the_resolved_settings_and_backend(run: Run) -> None:
     assert "hunter2" not in result.output and "user:***@" in result.output
 
 
-def test_the_article_ini_is_healthy(run: Run) -> None:
+def test_the_reference_deployment_ini_is_healthy(run: Run) -> None:
     result = run("doctor", "--ini", "deploy/uwsgi.ini")
     assert result.exit_code == 0, result.output
     assert "usable items   19 (items=20; slot 0 is reserved)" in result.output

@@ -1,4 +1,4 @@
-"""End to end: deploy/uwsgi.ini (the article's settings) with 4 workers, over HTTP."""
+"""End to end: deploy/uwsgi.ini (the reference deployment) with 4 workers, over HTTP."""
 
 from __future__ import annotations
 

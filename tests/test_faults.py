@@ -1,4 +1,4 @@
-"""Faults under load, on deploy/uwsgi.ini (the article's 19-item cache, 4 workers)."""
+"""Faults under load on deploy/uwsgi.ini (reference deployment: 19 items, 4 workers)."""
 
 from __future__ import annotations
 

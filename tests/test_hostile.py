@@ -2,7 +2,7 @@
 
 Any client that reaches a uwsgi-protocol socket can write the cache with a "simple
 cache set" request, [111, size, 1] + key and value as a uwsgi var pair, with no
-authentication (reference/uwsgi-cache2.md §5.3). With signing on, what it plants is
+authentication (docs/uwsgi-cache2-facts.rst §11). With signing on, what it plants is
 a miss and a log line, and a pickle planted that way never runs.
 """
 

@@ -7,7 +7,7 @@ import pytest
 from flask_uwsgicache import options
 
 
-def test_the_article_line_parses() -> None:
+def test_the_reference_deployments_line_parses() -> None:
     parsed = options.parse("name=default,items=20,blocksize=65536,keysize=60,bitmap=1")
     assert (parsed.name, parsed.items, parsed.keysize, parsed.bitmap) == (
         "default",

@@ -16,6 +16,13 @@ def test_the_readme_is_valid_restructuredtext() -> None:
     )
 
 
+def test_the_uwsgi_facts_page_is_valid_restructuredtext() -> None:
+    text = (ROOT / "docs" / "uwsgi-cache2-facts.rst").read_text()
+    docutils.core.publish_string(
+        text, writer="null", settings_overrides={"report_level": 2, "halt_level": 2}
+    )
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.rst").read_text()
     assert "bash scripts/test.sh" in readme

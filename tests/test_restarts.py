@@ -2,7 +2,7 @@
 
 Recycling keeps everything (tests/test_e2e.py). A reload (SIGHUP) re-execs uWSGI, and
 a restart starts a new one: both begin with an empty cache, unless its cache2 line has
-``store=``, whose file keeps the entries (reference/uwsgi-cache2.md §3).
+``store=``, whose file keeps the entries (docs/uwsgi-cache2-facts.rst §9).
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def reload(server: Any) -> None:
 def test_what_survives_a_reload_and_a_restart(
     start_uwsgi: Callable[..., Any], tmp_path: Path, store: bool
 ) -> None:
-    line = "name=default,items=100"  # no bitmap with store= (reference §6a)
+    line = (
+        "name=default,items=100"  # no bitmap with store= (docs/uwsgi-cache2-facts.rst §12)
+    )
     if store:
         line += f",store={tmp_path / 'cache.store'}"
     server = serve(start_uwsgi, line)

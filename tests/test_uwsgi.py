@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTICLE = "name=default,items=20,blocksize=65536,keysize=60,bitmap=1"
+REFERENCE = "name=default,items=20,blocksize=65536,keysize=60,bitmap=1"
 LINES = {
-    "article": ARTICLE,
+    "reference": REFERENCE,
     "plain": "name=plain,items=1000",
     "purge_lru": "name=lru,items=200,blocksize=8192,keysize=250,purge_lru=1",
 }
@@ -66,7 +66,7 @@ def test_init_app_fails_inside_uwsgi_without_any_cache2(uwsgi_binary: str) -> No
     run_in_uwsgi(uwsgi_binary, [], "tests/in_uwsgi.py -k without_any_cache2", "default")
 
 
-@pytest.fixture(params=["article", "plain"])
+@pytest.fixture(params=["reference", "plain"])
 def counter_server(start_uwsgi: Callable[..., Any], request: pytest.FixtureRequest) -> Any:
     """uWSGI with a master and 4 workers serving tests/apps/counter.py on loopback."""
     line = LINES[str(request.param)]
@@ -148,7 +148,7 @@ def test_the_default_lock_engine_is_warned_about(
 ) -> None:
     server = start_uwsgi(
         ["--master", "--processes", "2", "--die-on-term",
-         "--http-socket", "127.0.0.1:{port}", "--cache2", ARTICLE,
+         "--http-socket", "127.0.0.1:{port}", "--cache2", REFERENCE,
          "--wsgi-file", "tests/apps/counter.py", *lock_engine],
         path="/value",
     )  # fmt: skip

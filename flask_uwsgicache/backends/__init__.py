@@ -101,7 +101,7 @@ def create_backend(config: Mapping[str, Any]) -> Backend:
                 "worker process has its own cache, not shared. Use 'auto' or 'uwsgi'."
             )
     if choice == "auto":
-        # The article prints "USE CACHE UWSGI" / "USE CACHE MEMORY"; say it in the log.
+        # Which backend "auto" chose matters when debugging a deployment: say it.
         logger.info(
             "flask-uwsgicache: using the %s backend (UWSGICACHE_BACKEND=auto)", backend.name
         )

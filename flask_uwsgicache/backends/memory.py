@@ -81,7 +81,8 @@ class MemoryBackend(Backend):
             self._drop(victim)
 
     def _store(self, key: bytes, entry: bytes, ttl: float) -> None:
-        # uWSGI ignores expires with purge_lru (reference §1.4); so does the stand-in.
+        # uWSGI ignores expires with purge_lru (docs/uwsgi-cache2-facts.rst §5); so does the
+        # stand-in.
         expires_at = self.clock() + ttl if ttl and not self.options.purge_lru else 0.0
         old = self._entries.pop(key, None)
         if old is not None:

@@ -2,7 +2,7 @@
 
 Every uWSGI cache function answers ``True`` or ``None`` (never ``False``), takes
 positional arguments only, and fails silently on an oversize value, a full cache or an
-unknown cache name (reference/uwsgi-cache2.md §0). This module checks what it can before
+unknown cache name (docs/uwsgi-cache2-facts.rst §1). This module checks what it can before
 the call and turns each ``None`` into a result or an error with the sizes involved.
 """
 
@@ -28,8 +28,8 @@ def find_options(name: str) -> cache2.Cache2Options | None:
     """The cache2 line of cache ``name`` as uWSGI was started with it, if it can be read.
 
     uWSGI 2.0 on Python 3 keeps only the *last* value of a repeated option in
-    ``uwsgi.opt`` (unbit/uwsgi#1374, reference §3), so with several cache2 lines only the
-    last one is visible here.
+    ``uwsgi.opt`` (unbit/uwsgi#1374, docs/uwsgi-cache2-facts.rst §9), so with several cache2
+    lines only the last one is visible here.
     """
     found = uwsgi.opt.get("cache2")
     lines = found if isinstance(found, list) else [found]
@@ -56,13 +56,15 @@ class UWSGIBackend(Backend):
 
     def __init__(self, cache_name: str) -> None:
         if not cache_name or "@" in cache_name:
-            # A name with "@" makes every call a network request (reference §5.3).
+            # A name with "@" makes every call a network request
+            # (docs/uwsgi-cache2-facts.rst §11).
             raise ValueError(
                 f"UWSGICACHE_NAME {cache_name!r} is not a local cache name: set it to the "
                 f"name= of a cache2 line (names with '@' are remote uWSGI caches)."
             )
         try:
-            # The only call that tells a missing cache from an empty one (reference §3).
+            # The only call that tells a missing cache from an empty one
+            # (docs/uwsgi-cache2-facts.rst §9).
             uwsgi.cache_keys(cache_name)
         except ValueError:
             raise ValueError(
@@ -86,8 +88,8 @@ class UWSGIBackend(Backend):
         self.options = options
         self.max_key_size = options.keysize
         if uwsgi.numproc > 1 and uwsgi.opt.get("lock-engine") != b"ipcsem":
-            # The default pthread rwlock is not robust (reference §2.6): measured in
-            # README "Deploying" with the trade-off.
+            # The default pthread rwlock is not robust (docs/uwsgi-cache2-facts.rst §7):
+            # measured in README "Deploying" with the trade-off.
             logger.warning(
                 "Cache %r runs with uWSGI's default lock engine and %d processes: a "
                 "worker killed while holding the cache's write lock (harakiri, the OOM "
@@ -98,16 +100,18 @@ class UWSGIBackend(Backend):
             )
         if options.lazy_expire and uwsgi.numproc > 1:
             logger.warning(
-                "Cache %r uses lazy_expire with %d processes: uWSGI deletes expired items "
-                "under a read lock, which can corrupt the cache (reference §2.7). Remove "
-                "lazy_expire or use lock-engine = ipcsem.",
+                "Cache %r uses lazy_expire with %d processes: uWSGI deletes expired "
+                "items under a read lock, which can corrupt the cache "
+                "(docs/uwsgi-cache2-facts.rst §8). Remove lazy_expire or use "
+                "lock-engine = ipcsem.",
                 cache_name,
                 uwsgi.numproc,
             )
 
     def _expires(self, ttl: float) -> int:
         # With purge_lru uWSGI stores expires as an absolute epoch (1970), and with
-        # lazy_expire as well it deletes the item on first read (reference §1.4).
+        # lazy_expire as well it deletes the item on first read
+        # (docs/uwsgi-cache2-facts.rst §5).
         if self.options.purge_lru or not ttl:
             return 0
         # uWSGI's expiry has 1 s resolution: one second more so it never ends first.
@@ -147,14 +151,15 @@ class UWSGIBackend(Backend):
         if self._known_full(key):
             raise CacheFullError(full_message(self.options, key, entry))
         # cache_set is "add" in uWSGI; upsert is cache_update, and it replaces the
-        # stored expiry, so the TTL is passed every time (reference §0.2-3).
+        # stored expiry, so the TTL is passed every time (docs/uwsgi-cache2-facts.rst §2).
         expires = self._expires(ttl)
         for _attempt in range(3):
             if uwsgi.cache_update(key, entry, expires, self.cache_name):
                 return
             if not (self.options.bitmap and self.options.purge_lru):
                 break
-            # bitmap+purge_lru evicts an item and still fails once (reference §1.3).
+            # bitmap+purge_lru evicts an item and still fails once
+            # (docs/uwsgi-cache2-facts.rst §4).
         raise self._full(key, entry)
 
     def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
@@ -194,7 +199,7 @@ def _user_lock() -> Iterator[None]:
     # uWSGI's user lock 0 is shared by every process: a robust pthread mutex on Linux
     # ("lock engine: pthread robust mutexes" at start), or a SysV semaphore with
     # lock-engine = ipcsem; either way a worker killed holding it does not block the
-    # others (unlike the cache's own rwlock, reference §2.6).
+    # others (unlike the cache's own rwlock, docs/uwsgi-cache2-facts.rst §7).
     uwsgi.lock()
     try:
         yield
