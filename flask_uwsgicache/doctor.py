@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import options as cache2
-from .edge import EDGE_ROUTE_KEY, parse_config, route_guards
+from .edge import parse_config
+from .edgeroutes import EDGE_ROUTE_KEY, route_guards
 from .envelope import MAC_SIZE, TRAILER_SIZE
 from .ini import IniOption, last, read_ini
 from .keys import DIGEST_CHARS, HASH_MARK
