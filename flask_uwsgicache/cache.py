@@ -100,8 +100,9 @@ class BoundCache:
         return self.envelope.clock
 
     def space(self, tag: bytes) -> BoundCache:
-        """This cache seen through key space ``tag`` (one of :data:`keys.SPACES`): the
-        same store, limits and state, with keys that no other space can reach."""
+        """This cache seen through key space ``tag`` (``keys.RESPONSES``, ``RESULTS``,
+        ``MEMOIZED`` or ``INTERNAL``): the same store, limits and state, with keys that
+        no other space can reach."""
         found = self._spaces.get(tag)
         if found is None:
             found = copy.copy(self._spaces[USER])

@@ -31,7 +31,6 @@ RESPONSES = b"\xfeR"
 RESULTS = b"\xfeC"
 MEMOIZED = b"\xfeM"
 INTERNAL = b"\xfeI"
-SPACES = (USER, RESPONSES, RESULTS, MEMOIZED, INTERNAL)
 
 
 def storage_key(prefix: bytes, key: str, max_size: int) -> bytes:

@@ -28,6 +28,8 @@ from flask import has_request_context, request
 from flask.globals import request_ctx
 from werkzeug.datastructures import EnvironHeaders
 
+from .viewkeys import environ_name
+
 
 def current_session() -> Any:
     """This request's session object, without marking it accessed; None before it is
@@ -58,7 +60,7 @@ def personal_headers(value: Any) -> tuple[str, ...]:
 
 def environ_names(headers: Iterable[str]) -> tuple[str, ...]:
     """The WSGI environ keys of request ``headers``."""
-    return tuple("HTTP_" + header.upper().replace("-", "_") for header in headers)
+    return tuple(environ_name(header) for header in headers)
 
 
 #: What a front server sets for a request it authenticated (HTTP auth in nginx or

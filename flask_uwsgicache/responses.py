@@ -57,11 +57,6 @@ def refusal(response: Response) -> str | None:
     return None
 
 
-def is_cacheable(response: Response) -> bool:
-    """Whether ``response`` is the same for everyone and can be stored whole."""
-    return refusal(response) is None
-
-
 def vary_names(response: Response) -> list[str]:
     """The request headers ``response`` varies on, lower-case, sorted, no repeats."""
     names: set[str] = set()
