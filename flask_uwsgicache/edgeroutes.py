@@ -26,6 +26,9 @@ _HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
 def route_guards(credentials: Iterable[str] = DEFAULT_PERSONAL_HEADERS) -> tuple[str, ...]:
     """The ini lines that send every request that is not an anonymous GET (no cookie,
     none of the ``credentials`` headers) past the edge, to the app."""
+    # uWSGI's cache action answers any method and any request; "last" ends the routing
+    # so the request goes on to the app, and "empty" is true for a missing variable
+    # too (docs/uwsgi-cache2-facts.rst §10).
     return (
         "route-if-not = equal:${REQUEST_METHOD};GET last:",
         # A target that does not start with "/" could be read with the Host header
@@ -45,7 +48,7 @@ ROUTE_GUARDS = route_guards()
 
 # What makes uWSGI's (and so the app's) scheme https: the front server's HTTPS and
 # UWSGI_SCHEME, and the client's X-Forwarded-Ssl and X-Forwarded-Proto, which uWSGI
-# honours itself (core/protocol.c, uwsgi_proto_check_20 and _22). All in the key.
+# honours itself (docs/uwsgi-cache2-facts.rst §10). All in the key.
 _SCHEME_VARS = ("HTTPS", "HTTP_X_FORWARDED_SSL", "UWSGI_SCHEME", "HTTP_X_FORWARDED_PROTO")
 _SCHEME_VALUE = re.compile(r"[A-Za-z0-9]*")
 

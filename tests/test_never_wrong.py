@@ -52,12 +52,19 @@ class Views:
         if inner is not fast_path:
             fast_path.wsgi_app = counting  # type: ignore[attr-defined]
         self.client: FlaskClient = app.test_client()
+        self.control_runs = counted_page(app, ext, "/control", "control")
 
     def ran(self, name: str) -> None:
         self.runs.append(name)
 
     def get(self, target: str, **kwargs: Any) -> TestResponse:
         return self.client.get(target, **kwargs)
+
+    def assert_still_caches(self) -> None:
+        """The control: on this same app, an anonymous visitor's page is cached."""
+        client = self.app.test_client()  # no cookie from the test's requests
+        assert [client.get("/control").text for _ in range(2)] == ["control"] * 2
+        assert self.control_runs == [1]
 
 
 @pytest.fixture
@@ -184,6 +191,7 @@ def test_http_basic_users_each_get_their_own_page(views: Views) -> None:
     assert views.get("/me", headers=basic("bob")).text == "page of bob"
     assert views.get("/me").status_code == 401
     assert views.runs == ["me", "me"]  # credentials never read nor fill the cache
+    views.assert_still_caches()
 
 
 def test_a_session_login_outside_the_cache_still_guards_the_page(views: Views) -> None:
@@ -203,6 +211,7 @@ def test_a_session_login_outside_the_cache_still_guards_the_page(views: Views) -
     assert alice.get("/inbox").text == "inbox of alice"
     assert bob.get("/inbox").text == "inbox of bob"
     assert anonymous.get("/inbox").status_code == 401
+    views.assert_still_caches()
 
 
 def test_a_before_request_hook_keeps_running(views: Views) -> None:
@@ -278,6 +287,7 @@ def test_api_keys_are_credentials_by_default(views: Views) -> None:
 
     assert views.get("/me", headers={"X-Api-Key": "alice"}).text == "me: alice"
     assert views.get("/me", headers={"X-Api-Key": "bob"}).text == "me: bob"
+    views.assert_still_caches()
 
 
 @pytest.mark.parametrize(
@@ -302,6 +312,7 @@ def test_a_login_decorator_without_wraps_does_not_share_pages(
     bob.post("/login/bob")
     assert alice.get("/account").text == "account of alice"
     assert bob.get("/account").text == "account of bob"
+    views.assert_still_caches()
 
 
 def test_a_key_function_does_not_let_a_login_outside_share_pages(views: Views) -> None:
@@ -320,6 +331,7 @@ def test_a_key_function_does_not_let_a_login_outside_share_pages(views: Views) -
     bob.post("/login/bob")
     assert alice.get("/account").text == "account of alice"
     assert bob.get("/account").text == "account of bob"
+    views.assert_still_caches()
 
 
 # 2. WSGI middleware -------------------------------------------------------------------
@@ -481,6 +493,7 @@ def test_a_view_that_changes_the_session_is_never_stored(views: Views) -> None:
     second = fresh.get("/visit")
     assert "Set-Cookie" in second.headers  # the view ran and set it again
     assert views.runs == ["visit", "visit"]
+    views.assert_still_caches()
 
 
 def test_a_view_with_its_own_key_function_that_changes_the_session_is_never_stored(
@@ -557,6 +570,7 @@ def test_after_this_request_callbacks_keep_the_response_out(views: Views) -> Non
 
     assert [views.get("/tagged").headers.get("X-Tag") for _ in range(2)] == ["yes"] * 2
     assert views.runs == ["tagged", "tagged"]
+    views.assert_still_caches()
 
 
 # 4. Hosts -----------------------------------------------------------------------------
@@ -760,6 +774,7 @@ def test_a_front_server_login_is_personal(views: Views) -> None:
     for user in ("alice", "bob"):
         page = views.get("/mine", environ_overrides={"REMOTE_USER": user})
         assert page.text == f"page of {user}"
+    views.assert_still_caches()
 
 
 def test_more_personal_headers_add_to_the_defaults(make_app: Callable[..., Flask]) -> None:
