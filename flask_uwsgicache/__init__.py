@@ -13,6 +13,8 @@ from .errors import (
     ValueTooLargeError,
 )
 from .extension import UWSGICache
+from .jinja import make_template_fragment_key
+from .responses import CachedResponse
 
 __version__ = "0.1.0"
 
@@ -20,10 +22,12 @@ __all__ = [
     "BackendUnavailableError",
     "BoundCache",
     "CacheError",
+    "CachedResponse",
     "CacheFullError",
     "InvalidKeyError",
     "NotACounterError",
     "SerializationError",
     "UWSGICache",
     "ValueTooLargeError",
+    "make_template_fragment_key",
 ]

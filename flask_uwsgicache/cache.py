@@ -31,7 +31,7 @@ from .envelope import (
     expiry_of,
 )
 from .errors import CacheError, CacheFullError, InvalidKeyError, NotACounterError
-from .keys import HASHED_TAIL, INTERNAL, RESPONSES, RESULTS, USER
+from .keys import HASHED_TAIL, INTERNAL, MEMOIZED, RESPONSES, RESULTS, USER
 from .keys import storage_key as encode_key
 from .logs import RateLimitedLog
 from .viewstats import ViewStats
@@ -90,6 +90,8 @@ class BoundCache:
         self._readers = envelope.readers
         self._verified = envelope.verified
         self._last_sweep = -math.inf
+        #: The settings this cache was built from (:func:`flask_uwsgicache.config.resolve`).
+        self.settings: dict[str, Any] = {}
         self.view_stats = ViewStats()
         #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
         self.fast_prefixes: dict[tuple[str, bool], None] = {}
@@ -335,14 +337,14 @@ class BoundCache:
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if it held a live value.
 
-        On the users' space this also forgets what ``cached`` stored under the same
-        key (a view or function with a ``key_prefix`` without ``%s``, or a
-        ``make_cache_key``), as Flask-Caching's ``delete(key_prefix)`` does; reads never
-        see those entries.
+        On the users' space this also forgets what ``cached`` and ``memoize`` stored
+        under the same key (a ``key_prefix`` without ``%s``, a ``make_cache_key``, or
+        the key a decorated function's ``make_cache_key`` gives), as Flask-Caching's
+        ``delete(key)`` does; reads never see those entries.
         """
         deleted = self._delete_one(key)
         if self.space_tag == USER:
-            for tag in (RESULTS, RESPONSES):
+            for tag in (RESULTS, RESPONSES, MEMOIZED):
                 deleted = self.space(tag)._delete_one(key) or deleted
         return deleted
 
@@ -356,6 +358,10 @@ class BoundCache:
     def delete_many(self, *keys: str) -> list[str]:
         """Remove ``keys``; returns those that held a live value."""
         return [key for key in keys if self.delete(key)]
+
+    def unlink(self, *keys: str) -> list[str]:
+        """:meth:`delete_many` (Flask-Caching's name for a delete that may not block)."""
+        return self.delete_many(*keys)
 
     def clear(self) -> bool:
         """Remove every entry under this app's ``UWSGICACHE_KEY_PREFIX``.

@@ -18,7 +18,8 @@ from . import fastpath
 from .backends import create_backend
 from .backends.base import Backend
 from .cache import BoundCache
-from .edge import DEFAULT_EDGE, build_edge
+from .config import resolve
+from .edge import build_edge
 from .envelope import Envelope, derive_secret
 from .jinja import CacheExtension
 from .logs import RateLimitedLog
@@ -30,31 +31,10 @@ from .views import ViewsMixin
 
 EXTENSION_KEY = "uwsgicache"
 
-DEFAULTS: dict[str, Any] = {
-    "UWSGICACHE_BACKEND": "auto",
-    "UWSGICACHE_NAME": "default",
-    "UWSGICACHE_DEFAULT_TIMEOUT": 300,
-    "UWSGICACHE_KEY_PREFIX": "",
-    "UWSGICACHE_SERIALIZER": "pickle",
-    "UWSGICACHE_SIGN": None,
-    "UWSGICACHE_RAISE_ERRORS": False,
-    "UWSGICACHE_MEMORY": "items=1000",
-    "UWSGICACHE_REDIS_URL": None,
-    "UWSGICACHE_EDGE": DEFAULT_EDGE,
-    "UWSGICACHE_EDGE_SKIPS_MIDDLEWARE": False,
-    "UWSGICACHE_SHARED_COOKIES": (),
-    "UWSGICACHE_PERSONAL_HEADERS": (),
-}
-
 
 def build_cache(config: Mapping[str, Any]) -> BoundCache:
-    """A :class:`BoundCache` from an app config with the ``UWSGICACHE_*`` keys set."""
+    """A :class:`BoundCache` from settings made by :func:`~.config.resolve`."""
     timeout = config["UWSGICACHE_DEFAULT_TIMEOUT"]
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-        raise ValueError(
-            f"UWSGICACHE_DEFAULT_TIMEOUT is {timeout!r}; set it to a number of seconds "
-            f"(0 for never)."
-        )
     backend = create_backend(config)
     sign = _signing(config, backend)
     secret_key = config.get("SECRET_KEY")
@@ -74,6 +54,7 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         log=log,
         edge=build_edge(config, log),
     )
+    cache.settings = dict(config)
     cache.shared_cookies = _shared_cookies(config)
     cache.credentials = environ_names(
         personal_headers(config["UWSGICACHE_PERSONAL_HEADERS"])
@@ -142,14 +123,27 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
     on :class:`~flask_uwsgicache.cache.BoundCache`.
     """
 
-    def __init__(self, app: Flask | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        with_jinja2_ext: bool = True,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
         #: The ``key_prefix`` (with ``%s``) of every ``cached`` view, for ``delete_edge``.
         self.path_key_prefixes: dict[str, None] = {}
+        #: Settings every app of this extension gets over its own config.
+        self.config = config
+        self.with_jinja2_ext = with_jinja2_ext
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask) -> None:
-        """Read the app's ``UWSGICACHE_*`` config and attach its cache.
+    def init_app(self, app: Flask, config: Mapping[str, Any] | None = None) -> None:
+        """Read the app's settings and attach its cache.
+
+        ``config`` (and the extension's own ``config``) override the app's config for
+        this cache, as in Flask-Caching; Flask-Caching's ``CACHE_*`` keys are read when
+        the ``UWSGICACHE_*`` one is not set (:mod:`flask_uwsgicache.config`). The
+        resolved settings are also set in ``app.config`` where it has none.
 
         Raises ``RuntimeError`` if the app already has a uwsgicache, ``ValueError`` for
         bad config or, under uWSGI, a cache name uWSGI does not have.
@@ -159,10 +153,13 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
                 f"app {app.name!r} already has a UWSGICache: call init_app once per app, "
                 f"and use app.extensions[{EXTENSION_KEY!r}] to reach it."
             )
-        for key, value in DEFAULTS.items():
-            app.config.setdefault(key, dict(value) if isinstance(value, dict) else value)
-        app.extensions[EXTENSION_KEY] = build_cache(app.config)
-        app.jinja_env.add_extension(CacheExtension)
+        settings = resolve(app.config, self.config, config)
+        for key, value in settings.items():
+            if key.startswith("UWSGICACHE_"):
+                app.config.setdefault(key, value)
+        app.extensions[EXTENSION_KEY] = build_cache(settings)
+        if self.with_jinja2_ext:
+            app.jinja_env.add_extension(CacheExtension)
         fastpath.install(app)
         from .cli import group  # here: the CLI modules import this one
 
@@ -218,6 +215,7 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
     set_many = _on_current_app(BoundCache.set_many)
     delete = _on_current_app(BoundCache.delete)
     delete_many = _on_current_app(BoundCache.delete_many)
+    unlink = _on_current_app(BoundCache.unlink)
     clear = _on_current_app(BoundCache.clear)
     touch = _on_current_app(BoundCache.touch)
     inc = _on_current_app(BoundCache.inc)

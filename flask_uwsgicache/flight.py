@@ -80,6 +80,14 @@ class Outcome:
     refused: bool = False
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Timed:
+    """``to_store`` with a timeout of its own (seconds), instead of the options'."""
+
+    value: Any
+    timeout: float
+
+
 def keep(stored: Any) -> Any:
     """The default ``decode``: the stored value is the value."""
     return stored
@@ -186,6 +194,9 @@ def _compute_and_store(flight: _Flight, lease: str | None) -> Plan:
             _pass(leases, lease, token)
             lease = None
             return Outcome(result, hit=False)
+        if isinstance(to_store, Timed):
+            options = dataclasses.replace(options, timeout=to_store.timeout)
+            to_store = to_store.value
         ttl = ttl_of(cache, options)
         stored = cache.set(key, to_store, ttl)
         if not stored and lease is not None and _release(leases, lease, token):

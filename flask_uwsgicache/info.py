@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask
 
 from .backends.base import shown_url
-from .extension import DEFAULTS, EXTENSION_KEY
+from .config import DEFAULTS
+from .extension import EXTENSION_KEY
 
 
 def _shown(key: str, value: Any) -> str:
@@ -20,13 +21,12 @@ def _shown(key: str, value: Any) -> str:
 def config_report(app: Flask) -> str:
     """Every ``UWSGICACHE_*`` setting as the app resolved it, then what was built."""
     lines = [f"app {app.name!r}"]
-    keys = sorted(
-        {*DEFAULTS, *(key for key in app.config if key.startswith("UWSGICACHE_"))}
-    )
+    cache = app.extensions.get(EXTENSION_KEY)
+    settings = cache.settings if cache is not None else app.config
+    keys = sorted({*DEFAULTS, *(key for key in settings if key.startswith("UWSGICACHE_"))})
     width = max(map(len, keys))
     for key in keys:
-        lines.append(f"  {key:<{width}} {_shown(key, app.config.get(key))}")
-    cache = app.extensions.get(EXTENSION_KEY)
+        lines.append(f"  {key:<{width}} {_shown(key, settings.get(key))}")
     if cache is None:
         lines.append("no UWSGICache on this app: call init_app(app)")
         return "\n".join(lines) + "\n"

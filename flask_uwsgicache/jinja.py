@@ -1,13 +1,16 @@
 """``{% cache timeout, "key" %}…{% endcache %}``: cache a fragment of a template.
 
 As in Flask-Caching, the first argument is the timeout (seconds, ``None`` for the
-default) and the others make the key, stored as ``_template_fragment_cache_<keys>``.
-The fragment is rendered once across processes (single flight) and stored as ``str``.
+default, ``"del"`` to delete the stored copy and render afresh), the second the fragment's
+name (without one: the template's name and the tag's line) and the others what it varies
+on; the key is :func:`make_template_fragment_key`'s, in the users' key space, so
+``cache.delete(make_template_fragment_key("sidebar", [user_id]))`` forgets it. The
+fragment is rendered once across processes (single flight) and stored as ``str``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import current_app
@@ -19,9 +22,14 @@ from markupsafe import Markup
 FRAGMENT_PREFIX = "_template_fragment_cache_"
 
 
-def fragment_key(*keys: Any) -> str:
-    """The cache key of the fragment tagged with ``keys`` (to delete it from Python)."""
-    return FRAGMENT_PREFIX + "_".join(str(key) for key in keys)
+def make_template_fragment_key(
+    fragment_name: str, vary_on: Iterable[Any] | None = None
+) -> str:
+    """The cache key of ``{% cache timeout, fragment_name, *vary_on %}`` (as
+    Flask-Caching's function of the same name makes it)."""
+    return FRAGMENT_PREFIX + "_".join(
+        str(part) for part in (fragment_name, *(vary_on or ()))
+    )
 
 
 class CacheExtension(Extension):
@@ -32,6 +40,10 @@ class CacheExtension(Extension):
     def parse(self, parser: Parser) -> nodes.Node:
         lineno = next(parser.stream).lineno
         arguments = [parser.parse_expression()]
+        if parser.stream.skip_if("comma"):
+            arguments.append(parser.parse_expression())
+        else:  # an unnamed fragment is named by where it is, as in Flask-Caching
+            arguments.append(nodes.Const(f"{parser.filename}{lineno}"))
         while parser.stream.skip_if("comma"):
             arguments.append(parser.parse_expression())
         body = parser.parse_statements(("name:endcache",), drop_needle=True)
@@ -39,12 +51,14 @@ class CacheExtension(Extension):
         return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
 
     def _render(self, arguments: list[Any], caller: Callable[[], str]) -> Markup:
-        timeout, *keys = arguments
+        timeout, name, *vary_on = arguments
         cache = current_app.extensions["uwsgicache"]
+        key = make_template_fragment_key(name, vary_on)
         try:
-            return Markup(
-                cache.get_or_set(fragment_key(*keys), lambda: str(caller()), timeout)
-            )
+            if timeout == "del":
+                cache.delete(key)
+                return Markup(caller())
+            return Markup(cache.get_or_set(key, lambda: str(caller()), timeout))
         except Exception as error:  # a cache fault never breaks the page
             cache.log.warning(
                 "FragmentFault", f"flask-uwsgicache: fragment uncached: {error!r}"

@@ -10,7 +10,7 @@ which drops every entry of ``f`` in every process at once.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import inspect
 import secrets
 from collections.abc import Callable, Iterable
@@ -18,8 +18,8 @@ from typing import Any
 
 from . import flight, wrapping
 from .cache import BoundCache
-from .keys import MEMOIZED
-from .wrapping import Call
+from .keys import MEMOIZED, short_digest
+from .wrapping import Call, Hashing
 
 VERSION_PREFIX = "memver:"
 
@@ -31,6 +31,10 @@ def _identity(value: Any) -> str:
     return str(caching_id()) if callable(caching_id) else repr(value)
 
 
+class ArgumentsDoNotFit(TypeError):
+    """The arguments of a call do not fit the memoized function's signature."""
+
+
 class Memoized:
     """The key-making half of a memoized function (kept on it as ``__memoized__``)."""
 
@@ -38,35 +42,62 @@ class Memoized:
         self,
         f: Callable[..., Any],
         name: str,
-        hash_method: Callable[..., Any],
+        hashing: Hashing,
         args_to_ignore: Iterable[str],
-        source_check: bool,
+        options: flight.Options,
     ) -> None:
         self.f = f
         self.name = name
-        self.hash_method = hash_method
+        self.hashing = hashing
         self.ignore = frozenset(args_to_ignore)
+        self.options = options
         self.signature = inspect.signature(f)
         parameters = list(self.signature.parameters)
         self.first = (
             parameters[0] if parameters and parameters[0] in ("self", "cls") else None
         )
-        self.source = (
-            hash_method(f.__code__.co_code).hexdigest()[:16] if source_check else ""
-        )
+        #: The decorated function (its ``cache_timeout`` may change).
+        self.wrapper: Any = None
 
-    def version(self, cache: BoundCache, create: bool = True) -> str:
-        """The function's current version, created on first use."""
+    def _instance_key(self, instance: Any) -> str:
+        return f"{VERSION_PREFIX}{self.name}:{short_digest(_identity(instance))}"
+
+    def version(self, cache: BoundCache, args: tuple[Any, ...], create: bool = True) -> str:
+        """The function's current version (created on first use), and for an instance
+        method the instance's, which ``delete_memoized(obj.method)`` changes."""
         versions, key = cache.internal, VERSION_PREFIX + self.name
-        version = versions.get(key)
+        if self.first == "self" and args:
+            version, instance = versions.get_many(key, self._instance_key(args[0]))
+        else:
+            version, instance = versions.get(key), None
         if version is None and create:
             versions.add(key, secrets.token_hex(4), timeout=0)
             version = versions.get(key)
-        return str(version)
+        return f"{version}.{instance or 0}" if self.first == "self" else str(version)
 
-    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def forget_instance(self, cache: BoundCache, instance: Any) -> bool:
+        """Drop every entry of ``instance``'s calls by changing its version.
+
+        The version is kept as long as an entry stored before it can live (the
+        function's timeout): once it is gone, so are they. Under LRU eviction it goes
+        after them too, since every call reads it first. If the cache refuses it,
+        every entry of the function is dropped instead.
+        """
+        options = dataclasses.replace(self.options, timeout=self.wrapper.cache_timeout)
+        ttl = flight.ttl_of(cache, options)
+        changed = cache.internal.set(
+            self._instance_key(instance), secrets.token_hex(4), timeout=ttl
+        )
+        return changed or cache.internal.delete(VERSION_PREFIX + self.name)
+
+    def arguments(
+        self, cache: BoundCache, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> str:
         """The normalised arguments of one call, as a digest."""
-        bound = self.signature.bind(*args, **kwargs)
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise ArgumentsDoNotFit(str(error)) from None
         bound.apply_defaults()
         parts = []
         for name, value in bound.arguments.items():
@@ -78,13 +109,20 @@ class Memoized:
             elif kind is inspect.Parameter.VAR_KEYWORD:
                 value = sorted(value.items())
             parts.append(f"{name}={value!r}")
-        digest: str = self.hash_method("\x1f".join(parts).encode()).hexdigest()
+        digest: str = self.hashing.method(cache)("\x1f".join(parts).encode()).hexdigest()
         return digest
 
-    def key(self, cache: BoundCache, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def key(
+        self,
+        cache: BoundCache,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        create: bool = True,
+    ) -> str:
         """The cache key of one call."""
-        version = self.version(cache) + self.source
-        return f"memoize:{self.name}:{version}:{self.arguments(args, kwargs)}"
+        arguments = self.arguments(cache, args, kwargs)
+        version = self.version(cache, args, create) + self.hashing.source(cache)
+        return f"memoize:{self.name}:{version}:{arguments}"
 
 
 class MemoizeMixin(wrapping.CacheOwner):
@@ -95,11 +133,11 @@ class MemoizeMixin(wrapping.CacheOwner):
         timeout: float | None = None,
         make_name: Callable[[str], str] | None = None,
         unless: Callable[..., Any] | None = None,
-        forced_update: Callable[[], Any] | None = None,
+        forced_update: Callable[..., Any] | None = None,
         response_filter: Callable[[Any], Any] | None = None,
-        hash_method: Callable[..., Any] = hashlib.md5,
+        hash_method: Callable[..., Any] | None = None,
         cache_none: bool = False,
-        source_check: bool = False,
+        source_check: bool | None = None,
         args_to_ignore: Iterable[str] = (),
         single_flight: bool = True,
         single_flight_wait: float = 10.0,
@@ -110,6 +148,11 @@ class MemoizeMixin(wrapping.CacheOwner):
         ``cache_none`` stores ``None`` results; ``make_name(name)`` renames the
         function in keys. Other options as in :meth:`cached`. Works on functions,
         instance methods and class methods, sync or async.
+
+        The decorated function has Flask-Caching's attributes: ``uncached``,
+        ``cache_timeout`` (settable), ``make_cache_key(f.uncached, *args, **kwargs)``
+        (the key of one call, in the memoized key space: ``cache.delete(key)`` forgets
+        it) and ``delete_memoized()`` (forgets every entry).
         """
         options = flight.Options(
             timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
@@ -120,48 +163,83 @@ class MemoizeMixin(wrapping.CacheOwner):
             memoized = Memoized(
                 f,
                 make_name(name) if make_name else name,
-                hash_method,
+                Hashing(f, hash_method, source_check),
                 args_to_ignore,
-                source_check,
+                options,
             )
 
             def prepare(args: wrapping.Args, kwargs: wrapping.Kwargs) -> Call | None:
                 if wrapping.bypass(unless, f, *args, **kwargs):
                     return None
                 cache = self.cache.space(MEMOIZED)
-                key = memoized.key(cache, args, kwargs)
-                forced = bool(forced_update and wrapping.user_call(forced_update))
+                try:
+                    key = memoized.key(cache, args, kwargs)
+                except ArgumentsDoNotFit:
+                    return None  # the call itself raises the TypeError
+                forced = wrapping.forced(forced_update, *args, **kwargs)
                 return Call(cache, key, options, forced=forced)
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:
                 return wrapping.keep_result(result, cache_none, response_filter)
 
+            def make_cache_key(_f: Any, /, *args: Any, **kwargs: Any) -> str:
+                return memoized.key(self.cache.space(MEMOIZED), args, kwargs)
+
             wrapper = wrapping.wrap(f, prepare, finish, timeout)
+            memoized.wrapper = wrapper
             wrapper.__memoized__ = memoized  # type: ignore[attr-defined]
+            wrapper.make_cache_key = make_cache_key  # type: ignore[attr-defined]
+            wrapper.delete_memoized = lambda: self.delete_memoized(wrapper)  # type: ignore[attr-defined]
             return wrapper
 
         return decorator
 
     def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         """Drop the entry of ``f(*args, **kwargs)``; without arguments, every entry of
-        ``f`` (``f`` may be a bound method: its ``self`` counts as the first argument)."""
-        memoized, bound_self = _memoized_of(f)
-        if not args and not kwargs and not bound_self:
-            return self.delete_memoized_verhash(f)
-        cache = self.cache.space(MEMOIZED)
-        return cache.delete(memoized.key(cache, bound_self + args, kwargs))
+        ``f``. True if something was dropped.
 
-    def delete_memoized_verhash(self, f: Callable[..., Any]) -> bool:
+        As in Flask-Caching: a method reached through an instance (``obj.method``)
+        supplies that instance (giving it again as the first argument works too), and
+        without arguments drops that instance's entries only; reached through its
+        class (``Cls.method``) it takes the instance as the first argument, and without
+        arguments drops the entries of every instance. A class method drops every
+        entry without arguments, one call's with them (the class first or not).
+        ``ValueError`` if the arguments do not fit ``f``.
+        """
+        forget = getattr(getattr(f, "__func__", f), "__forget_cached__", None)
+        if forget is not None:  # a function under cached(): Flask-Caching clears it
+            return bool(forget(*args, **kwargs))
+        memoized, bound = _memoized_of(f)
+        if bound is not None and args and args[0] is bound:
+            args = args[1:]
+        if not args and not kwargs:
+            if bound is None or inspect.isclass(bound):
+                return self.delete_memoized_verhash(f)
+            return memoized.forget_instance(self.cache.space(MEMOIZED), bound)
+        if bound is not None:
+            args = (bound, *args)
+        cache = self.cache.space(MEMOIZED)
+        try:
+            key = memoized.key(cache, args, kwargs, create=False)
+        except ArgumentsDoNotFit as error:
+            raise ValueError(
+                f"delete_memoized: the arguments do not fit {memoized.name} ({error}). "
+                f"For a method reached through its class, give the instance first: "
+                f"delete_memoized(Cls.method, obj, *args)."
+            ) from None
+        return cache.delete(key)
+
+    def delete_memoized_verhash(self, f: Callable[..., Any], *args: Any) -> bool:
         """Drop every entry of ``f``, in every process, by deleting its version."""
         memoized, _ = _memoized_of(f)
         return self.cache.internal.delete(VERSION_PREFIX + memoized.name)
 
 
-def _memoized_of(f: Any) -> tuple[Memoized, tuple[Any, ...]]:
-    """The ``Memoized`` of a memoized function or bound method, and the bound ``self``."""
+def _memoized_of(f: Any) -> tuple[Memoized, Any]:
+    """The ``Memoized`` of a memoized function or bound method, and what it is bound to
+    (an instance, a class, or None)."""
     target = getattr(f, "__func__", f)
     memoized = getattr(target, "__memoized__", None)
     if not isinstance(memoized, Memoized):
         raise TypeError(f"{f!r} is not decorated with cache.memoize()")
-    bound_self = getattr(f, "__self__", None)
-    return memoized, (() if bound_self is None else (bound_self,))
+    return memoized, getattr(f, "__self__", None)

@@ -34,6 +34,19 @@ _NOT_SHARED = ("private", "no-store", "no-cache")
 _PERSONAL_VARY = frozenset(("*", "cookie", "authorization"))
 
 
+class CachedResponse(Response):
+    """What a ``cached`` view returns to have its response kept ``timeout`` seconds
+    instead of the decorator's (Flask-Caching's class of the same name; a false timeout
+    keeps the decorator's). The rules on what may be stored still apply."""
+
+    timeout: float | None = None
+
+    def __init__(self, response: Response, timeout: float | None) -> None:
+        # Takes the response over as it is (body, status, headers): no copy is made.
+        vars(self).update(vars(response))
+        self.timeout = timeout
+
+
 class BadStoredResponse(ValueError):
     """Bytes under a view's key that are not a response stored by this module."""
 

@@ -152,7 +152,7 @@ def uwsgicache(
         + ",purge_lru=1" * options.purge_lru
     )
     config = {
-        **app.config,
+        **original.settings,
         "UWSGICACHE_BACKEND": "memory",
         "UWSGICACHE_MEMORY": memory_line,
     }

@@ -21,8 +21,8 @@ is in debug or testing mode, and is logged otherwise.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import (
@@ -32,17 +32,20 @@ from flask import (
     make_response,
     request,
 )
+from werkzeug.test import EnvironBuilder
 
-from . import flight, responses
+from . import flight, responses, wrapping
 from .cache import BoundCache
 from .envelope import MISSING
 from .keys import RESULTS
 from .privacy import EVERY_HEADER, Watch, is_conditional, is_personal
+from .responses import CachedResponse
 from .viewkeys import variant_key, view_key
 from .wrapping import (
     Args,
     CacheOwner,
     Call,
+    Hashing,
     Kwargs,
     UserCallableFailed,
     bypass,
@@ -98,7 +101,7 @@ class _KeyOptions:
     key_prefix: str | Callable[[], str]
     query_string: bool
     make_cache_key: Callable[..., str] | None
-    source: str
+    hashing: Hashing | None = None
 
     @property
     def from_path(self) -> bool:
@@ -109,19 +112,78 @@ class _KeyOptions:
             and self.make_cache_key is None
         )
 
-    def key(self, cache: BoundCache, args: Args, kwargs: Kwargs) -> str:
-        """The key of one call (``cache`` is the space it is stored in)."""
+    def key(
+        self,
+        cache: BoundCache,
+        args: Args,
+        kwargs: Kwargs,
+        environ: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The key of one call (``cache`` is the space it is stored in; ``environ`` the
+        request's, for a key from the path)."""
         if self.make_cache_key is not None:
             key = str(user_call(self.make_cache_key, *args, **kwargs))
         elif callable(self.key_prefix):
             key = str(user_call(self.key_prefix))
         elif "%s" in self.key_prefix:
             key = view_key(
-                request.environ, self.key_prefix, self.query_string, cache.stem_budget
+                request.environ if environ is None else environ,
+                self.key_prefix,
+                self.query_string,
+                cache.stem_budget,
             )
         else:
             key = self.key_prefix
-        return f"{key}:{self.source}" if self.source else key
+        source = self.hashing.source(cache) if self.hashing is not None else ""
+        return f"{key}:{source}" if source else key
+
+
+def _view_environ(
+    view: Callable[..., Any],
+    args: Args,
+    kwargs: Kwargs,
+    path: str | None,
+    query_args: Any,
+) -> dict[str, Any]:
+    """The environ of a GET of ``path`` (or of the URL of ``view`` with ``args`` and
+    ``kwargs`` as its view arguments) with ``query_args``, from the current request's
+    scheme, host and script root (outside a request: the app's ``SERVER_NAME``,
+    ``PREFERRED_URL_SCHEME`` and ``APPLICATION_ROOT``)."""
+    app = current_app
+    if path is None:
+        path = view_path(view, args, kwargs)
+    if has_request_context():
+        base = f"{request.scheme}://{request.host}{request.script_root}"
+    else:
+        config = app.config
+        root = str(config.get("APPLICATION_ROOT") or "/").rstrip("/")
+        server = config.get("SERVER_NAME") or "localhost"
+        base = f"{config.get('PREFERRED_URL_SCHEME') or 'http'}://{server}{root}"
+    builder = EnvironBuilder(path=path, base_url=base, query_string=query_args or None)
+    try:
+        return builder.get_environ()
+    finally:
+        builder.close()
+
+
+def view_path(view: Callable[..., Any], args: Args, kwargs: Kwargs) -> str:
+    """The path (as ``request.path`` says it) of the route of ``view`` (the decorated
+    function, as registered or under other decorators) with these view arguments."""
+    app = current_app
+    for endpoint, registered in app.view_functions.items():
+        function: Any = registered
+        while function is not None and function is not view:
+            function = getattr(function, "__wrapped__", None)
+        if function is None:
+            continue
+        names = list(inspect.signature(view).parameters)
+        values = {**dict(zip(names, args, strict=False)), **kwargs}
+        adapter = app.url_map.bind("localhost", script_name="/")
+        return adapter.build(endpoint, values, force_external=False)
+    raise ValueError(
+        f"{function_name(view)} is not the view of any route: give the path "
+        f"(path=...) or use cache.delete_edge(path)."
+    )
 
 
 class ViewsMixin(CacheOwner):
@@ -132,13 +194,13 @@ class ViewsMixin(CacheOwner):
         timeout: float | None = None,
         key_prefix: str | Callable[[], str] = "view/%s",
         unless: Callable[..., Any] | None = None,
-        forced_update: Callable[[], Any] | None = None,
+        forced_update: Callable[..., Any] | None = None,
         response_filter: Callable[[Any], Any] | None = None,
         query_string: bool = True,
-        hash_method: Callable[..., Any] = hashlib.md5,
+        hash_method: Callable[..., Any] | None = None,
         cache_none: bool = False,
         make_cache_key: Callable[..., str] | None = None,
-        source_check: bool = False,
+        source_check: bool | None = None,
         response_hit_indication: bool = False,
         single_flight: bool = True,
         single_flight_wait: float = 10.0,
@@ -159,7 +221,7 @@ class ViewsMixin(CacheOwner):
         credentials, a session or cookies run the view uncached. ``unless()`` skips
         the cache, ``forced_update()`` recomputes and stores. ``source_check`` puts a
         hash of the function's code (by ``hash_method``) in the key.
-        ``response_hit_indication`` adds a ``hit_cache`` header. On a miss, one
+        ``response_hit_indication`` adds ``hit_cache: True`` to hits. On a miss, one
         process computes (``single_flight``) while the others wait up to
         ``single_flight_wait`` seconds; ``stale_while_revalidate`` seconds serve an
         expired copy while one process refreshes it. Cache faults are logged and the
@@ -174,14 +236,14 @@ class ViewsMixin(CacheOwner):
         options = flight.Options(
             timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
         )
-        keys = _KeyOptions(key_prefix, query_string, make_cache_key, "")
+        keys = _KeyOptions(key_prefix, query_string, make_cache_key)
         # Views whose answer depends on nothing but the request's URL may be served by
         # the fast path and the edge (see flask_uwsgicache.fastpath).
         fast = (
             keys.from_path
             and unless is None
             and forced_update is None
-            and not source_check
+            and source_check is not True
             and not stale_while_revalidate
             and not response_hit_indication
         )
@@ -196,11 +258,9 @@ class ViewsMixin(CacheOwner):
             self.path_key_prefixes[str(key_prefix)] = None
 
         def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
-            source = (
-                hash_method(f.__code__.co_code).hexdigest()[:16] if source_check else ""
-            )
             name = function_name(f)
-            call_keys = dataclasses.replace(keys, source=source)
+            hashing = Hashing(f, hash_method, source_check)
+            call_keys = dataclasses.replace(keys, hashing=hashing)
             this: list[Callable[..., Any]] = []  # the wrapper, once made
 
             def load(data: object) -> Any:
@@ -219,12 +279,28 @@ class ViewsMixin(CacheOwner):
 
             view_options = dataclasses.replace(options, decode=load)
 
-            def make_key(*args: Any, **kwargs: Any) -> str:
+            def make_key(
+                *args: Any, path: str | None = None, query_args: Any = None, **kwargs: Any
+            ) -> str:
+                """The key of a call with these arguments. For a view keyed by its
+                path: of the current request, or of a GET of ``path`` (or of the view's
+                URL with these view arguments) with ``query_args``."""
                 cache = self.cache
-                view = has_request_context() and serves_request(f)
-                return call_keys.key(
-                    cache.responses if view else cache.space(RESULTS), args, kwargs
-                )
+                if not keys.from_path:
+                    view = has_request_context() and serves_request(f)
+                    space = cache.responses if view else cache.space(RESULTS)
+                    return call_keys.key(space, args, kwargs)
+                environ = None
+                if args or kwargs or path is not None or query_args is not None:
+                    environ = _view_environ(this[0], args, kwargs, path, query_args)
+                return call_keys.key(cache.responses, args, kwargs, environ)
+
+            def forget(*args: Any, **kwargs: Any) -> bool:
+                """``delete_memoized`` of this function: its entry; for a view keyed
+                by its path, every entry of its URL with these view arguments."""
+                if not keys.from_path:
+                    return self.cache.delete(make_key(*args, **kwargs))
+                return self.delete_edge(view_path(this[0], args, kwargs))
 
             def prepare(args: Args, kwargs: Kwargs) -> Call | None:
                 in_request = has_request_context()
@@ -249,8 +325,8 @@ class ViewsMixin(CacheOwner):
                     return None
                 space = cache.responses if view else cache.space(RESULTS)
                 key = call_keys.key(space, args, kwargs)
-                forced = bool(forced_update and user_call(forced_update))
-                if view and fast:
+                forced = wrapping.forced(forced_update, *args, **kwargs)
+                if view and fast and not hashing.checks_source(cache):
                     cache.fast_prefixes[(str(key_prefix), query_string)] = None
                 return Call(
                     space,
@@ -282,9 +358,11 @@ class ViewsMixin(CacheOwner):
                     ):
                         return result, flight.NOTHING
                     return result, to_store
+                # Before make_response, which may change the class of a response.
+                own_timeout = isinstance(result, CachedResponse) and result.timeout
                 response = make_response(result)
-                if response_filter is not None:
-                    keep = user_call(response_filter, response)
+                if response_filter is not None:  # given what the view returned
+                    keep = user_call(response_filter, result)
                 else:
                     keep = response.status_code == 200
                 if not keep or responses.refusal(response) is not None:
@@ -304,6 +382,10 @@ class ViewsMixin(CacheOwner):
                 direct = bool(this) and (
                     current_app.view_functions.get(request.endpoint or "") is this[0]
                 )
+                if own_timeout:
+                    call.options = dataclasses.replace(call.options, timeout=own_timeout)
+                    stored = store(call, response, fast and direct)
+                    return response, flight.Timed(stored, own_timeout)
                 return response, store(call, response, fast and direct)
 
             def store(call: Call, response: Response, direct: bool) -> Any:
@@ -320,7 +402,7 @@ class ViewsMixin(CacheOwner):
                 data = responses.dump(response, name, shared)
                 if not headers:
                     if edge and shared:
-                        to_edge(call.cache, response)
+                        to_edge(call.cache, response, call.options.timeout)
                     return data
                 try:  # each variant under its own key, a marker under the view's
                     variant = variant_key(call.key, headers, environ)
@@ -330,7 +412,9 @@ class ViewsMixin(CacheOwner):
                     return flight.NOTHING
                 return responses.dump_marker(call.key, headers)
 
-            def to_edge(cache: BoundCache, response: Response) -> None:
+            def to_edge(
+                cache: BoundCache, response: Response, timeout: float | None
+            ) -> None:
                 try:
                     cache.edge.store(
                         current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -352,6 +436,7 @@ class ViewsMixin(CacheOwner):
 
             wrapper = wrap(f, prepare, finish_safely, timeout)
             wrapper.make_cache_key = make_key  # type: ignore[attr-defined]
+            wrapper.__forget_cached__ = forget  # type: ignore[attr-defined]
             this.append(wrapper)
             return wrapper
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -56,17 +57,32 @@ class CacheOwner:
     def cache(self) -> BoundCache:
         raise NotImplementedError
 
+    def delete_edge(self, path: str) -> bool:
+        raise NotImplementedError
+
 
 def keep_result(
     result: Any, cache_none: bool, response_filter: Callable[[Any], Any] | None
 ) -> tuple[Any, Any]:
     """``(result, what to store)`` for a plain function: ``None`` only with ``cache_none``,
-    and only what ``response_filter`` (if given) accepts."""
+    and only what ``response_filter`` (if given) accepts. A generator is consumed, as
+    Flask-Caching does: its chunks joined when they are all ``str`` (or all ``bytes``),
+    else a list."""
+    if inspect.isgenerator(result):
+        result = joined(list(result))
     if result is None and not cache_none:
         return result, flight.NOTHING
     if response_filter is not None and not user_call(response_filter, result):
         return result, flight.NOTHING
     return result, result
+
+
+def joined(chunks: list[Any]) -> Any:
+    """``chunks`` as one ``str`` or ``bytes`` if they are all of that type, else as is."""
+    for kind in (str, bytes):
+        if chunks and all(type(chunk) is kind for chunk in chunks):
+            return kind().join(chunks)
+    return chunks
 
 
 class UserCallableFailed(Exception):
@@ -97,9 +113,56 @@ def user_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise UserCallableFailed(function, error) from error
 
 
+class Hashing:
+    """How a decorator hashes keys and, with ``source_check``, ``f``'s source code: as
+    the decorator was given, else as the app says (``UWSGICACHE_HASH_METHOD``, md5 when
+    unset; ``UWSGICACHE_SOURCE_CHECK``)."""
+
+    def __init__(
+        self,
+        f: Callable[..., Any],
+        hash_method: Callable[..., Any] | None,
+        source_check: bool | None,
+    ) -> None:
+        self.f = f
+        self.hash_method = hash_method
+        self.source_check = source_check
+        self._sources: dict[Callable[..., Any], str] = {}
+
+    def method(self, cache: BoundCache) -> Callable[..., Any]:
+        """The hash constructor for ``cache``'s app."""
+        return (
+            self.hash_method or cache.settings.get("UWSGICACHE_HASH_METHOD") or hashlib.md5
+        )
+
+    def checks_source(self, cache: BoundCache) -> bool:
+        """Whether keys carry a digest of the source."""
+        if self.source_check is not None:
+            return self.source_check
+        return bool(cache.settings.get("UWSGICACHE_SOURCE_CHECK", False))
+
+    def source(self, cache: BoundCache) -> str:
+        """A digest of ``f``'s source code if keys carry one, else ``""``."""
+        if not self.checks_source(cache):
+            return ""
+        method = self.method(cache)
+        digest = self._sources.get(method)
+        if digest is None:
+            try:  # the text, so a changed constant changes the digest too
+                code = inspect.getsource(self.f).encode()
+            except (OSError, TypeError):  # no source file (a REPL, a zipapp)
+                code = self.f.__code__.co_code + repr(self.f.__code__.co_consts).encode()
+            digest = self._sources[method] = method(code).hexdigest()[:16]
+        return digest
+
+
 def function_name(f: Callable[..., Any]) -> str:
     """The name statistics and memoize keys use for ``f``."""
     return f"{f.__module__}.{f.__qualname__}"
+
+
+def _wants_arguments(function: Callable[..., Any]) -> bool:
+    return bool(inspect.signature(function).parameters)
 
 
 def bypass(
@@ -109,8 +172,19 @@ def bypass(
     function and its arguments when it accepts arguments, and nothing otherwise."""
     if unless is None:
         return False
-    parameters = inspect.signature(unless).parameters
-    return bool(user_call(unless, f, *args, **kwargs) if parameters else user_call(unless))
+    if _wants_arguments(unless):
+        return bool(user_call(unless, f, *args, **kwargs))
+    return bool(user_call(unless))
+
+
+def forced(forced_update: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> bool:
+    """Whether ``forced_update`` says to compute and store afresh. As in Flask-Caching,
+    it gets the call's arguments when it accepts arguments, and nothing otherwise."""
+    if forced_update is None:
+        return False
+    if _wants_arguments(forced_update):
+        return bool(user_call(forced_update, *args, **kwargs))
+    return bool(user_call(forced_update))
 
 
 def _app_log() -> RateLimitedLog:
@@ -158,8 +232,8 @@ def _deliver(name: str, call: Call, outcome: flight.Outcome) -> Any:
     except Exception as error:
         fault(call.cache, error)
     value = outcome.value
-    if call.hit_indication and isinstance(value, Response):
-        value.headers["hit_cache"] = str(outcome.hit)
+    if call.hit_indication and outcome.hit and isinstance(value, Response):
+        value.headers["hit_cache"] = "True"  # on hits only, as Flask-Caching does
     return value
 
 
@@ -182,36 +256,37 @@ def wrap(
     timeout: float | None,
 ) -> Callable[..., Any]:
     """The cached version of ``f`` (a coroutine function stays one), with Flask-Caching's
-    ``uncached`` and ``cache_timeout`` attributes."""
+    ``uncached`` (``f`` itself) and ``cache_timeout`` attributes: setting
+    ``cache_timeout`` changes the timeout of what is stored from then on."""
     name = function_name(f)
-    prepare = guarded(prepare)
+    safe_prepare = guarded(prepare)
+    this: list[Any] = []  # the wrapper, once made
+
+    def start(args: Args, kwargs: Kwargs) -> Call | None:
+        call = safe_prepare(args, kwargs)
+        if call is not None and this[0].cache_timeout != call.options.timeout:
+            call.options = dataclasses.replace(call.options, timeout=this[0].cache_timeout)
+        return call
 
     if inspect.iscoroutinefunction(f):
+        wrapper = _async_wrapper(f, name, start, finish)
+    else:
+        wrapper = _sync_wrapper(f, name, start, finish)
+    wrapper.uncached = f  # type: ignore[attr-defined]
+    wrapper.cache_timeout = timeout  # type: ignore[attr-defined]
+    this.append(wrapper)
+    return wrapper
 
-        @functools.wraps(f)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            call = prepare(args, kwargs)
-            if call is None:
-                return await f(*args, **kwargs)
-            looked_up, found = _lookup(call)
-            if found is not MISSING:
-                return _deliver(name, call, flight.Outcome(found, hit=True))
 
-            async def compute() -> tuple[Any, Any]:
-                return finish(call, await f(*args, **kwargs))
-
-            steps = flight.plan(
-                call.cache, call.key, call.options, call.forced, looked=looked_up
-            )
-            return _deliver(name, call, await flight.run_async(steps, compute))
-
-        async_wrapper.uncached = f  # type: ignore[attr-defined]
-        async_wrapper.cache_timeout = timeout  # type: ignore[attr-defined]
-        return async_wrapper
-
+def _sync_wrapper(
+    f: Callable[..., Any],
+    name: str,
+    start: Callable[[Args, Kwargs], Call | None],
+    finish: Callable[[Call, Any], tuple[Any, Any]],
+) -> Callable[..., Any]:
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        call = prepare(args, kwargs)
+        call = start(args, kwargs)
         if call is None:
             return f(*args, **kwargs)
         looked_up, found = _lookup(call)
@@ -225,3 +300,29 @@ def wrap(
         )
 
     return wrapper
+
+
+def _async_wrapper(
+    f: Callable[..., Any],
+    name: str,
+    start: Callable[[Args, Kwargs], Call | None],
+    finish: Callable[[Call, Any], tuple[Any, Any]],
+) -> Callable[..., Any]:
+    @functools.wraps(f)
+    async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+        call = start(args, kwargs)
+        if call is None:
+            return await f(*args, **kwargs)
+        looked_up, found = _lookup(call)
+        if found is not MISSING:
+            return _deliver(name, call, flight.Outcome(found, hit=True))
+
+        async def compute() -> tuple[Any, Any]:
+            return finish(call, await f(*args, **kwargs))
+
+        steps = flight.plan(
+            call.cache, call.key, call.options, call.forced, looked=looked_up
+        )
+        return _deliver(name, call, await flight.run_async(steps, compute))
+
+    return async_wrapper

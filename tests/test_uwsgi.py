@@ -27,7 +27,8 @@ LINES = {
 }
 SUITE = (
     "tests/test_contract.py tests/test_views.py tests/test_memoize.py"
-    " tests/test_fastpath.py tests/test_properties.py tests/in_uwsgi.py"
+    " tests/test_fastpath.py tests/test_properties.py tests/test_flask_caching.py"
+    " tests/in_uwsgi.py"
 )
 
 pytestmark = pytest.mark.launches_uwsgi

@@ -12,7 +12,7 @@ from .base import Backend
 
 logger = logging.getLogger("flask_uwsgicache")
 
-BACKENDS = ("auto", "uwsgi", "memory", "redis")
+BACKENDS = ("auto", "uwsgi", "memory", "redis", "null")
 
 
 def running_under_uwsgi() -> bool:
@@ -84,6 +84,10 @@ def create_backend(config: Mapping[str, Any]) -> Backend:
                 "pip install 'flask-uwsgicache[redis]'."
             ) from None
         return RedisBackend(config["UWSGICACHE_REDIS_URL"], cache_name)
+    if choice == "null":
+        from .null import NullBackend
+
+        return NullBackend(cache_name)
     under_uwsgi = running_under_uwsgi()
     if choice == "uwsgi" or (choice == "auto" and under_uwsgi):
         if not under_uwsgi:

@@ -1,0 +1,276 @@
+"""The extension's settings: defaults, Flask-Caching's ``CACHE_*`` names, validation.
+
+:func:`resolve` turns an app's config (and the ``config=`` given to the extension, as in
+Flask-Caching) into one dict with every ``UWSGICACHE_*`` key set. A ``UWSGICACHE_*`` key
+wins; when it is not set, its Flask-Caching counterpart is read, so an app configured
+for Flask-Caching switches by its import. A Flask-Caching setting this package cannot
+honour is a ``ValueError`` naming the ``UWSGICACHE_*`` setting to use instead: nothing
+is silently ignored, except what Flask-Caching itself ignores for the chosen backend.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from .edge import DEFAULT_EDGE
+
+DEFAULTS: dict[str, Any] = {
+    "UWSGICACHE_BACKEND": "auto",
+    "UWSGICACHE_NAME": "default",
+    "UWSGICACHE_DEFAULT_TIMEOUT": 300,
+    "UWSGICACHE_KEY_PREFIX": "",
+    "UWSGICACHE_SERIALIZER": "pickle",
+    "UWSGICACHE_SIGN": None,
+    "UWSGICACHE_RAISE_ERRORS": False,
+    "UWSGICACHE_MEMORY": "items=1000",
+    "UWSGICACHE_REDIS_URL": None,
+    "UWSGICACHE_EDGE": DEFAULT_EDGE,
+    "UWSGICACHE_EDGE_SKIPS_MIDDLEWARE": False,
+    "UWSGICACHE_SHARED_COOKIES": (),
+    "UWSGICACHE_PERSONAL_HEADERS": (),
+    "UWSGICACHE_SOURCE_CHECK": False,
+    "UWSGICACHE_HASH_METHOD": None,
+}
+
+#: Keys outside the ``UWSGICACHE_*`` family that building a cache reads.
+FLASK_KEYS = ("SECRET_KEY", "SESSION_COOKIE_NAME")
+
+# CACHE_TYPE, as Flask-Caching 2.x and 1.x spell each backend (a name, or an import
+# string of Flask-Caching's or cachelib's class), and the UWSGICACHE_BACKEND it means.
+_TYPES = {
+    "memory": (
+        "simple",
+        "SimpleCache",
+        "flask_caching.backends.SimpleCache",
+        "flask_caching.backends.simple",
+        "flask_caching.backends.simplecache.SimpleCache",
+        "cachelib.SimpleCache",
+        "cachelib.simple.SimpleCache",
+    ),
+    "uwsgi": (
+        "uwsgi",
+        "UWSGICache",
+        "flask_caching.contrib.uwsgicache.UWSGICache",
+        "flask_caching.contrib.UWSGICache",
+        "flask_caching.backends.uwsgicache.UWSGICache",
+        "cachelib.UWSGICache",
+        "cachelib.uwsgi.UWSGICache",
+    ),
+    "redis": (
+        "redis",
+        "RedisCache",
+        "flask_caching.backends.RedisCache",
+        "flask_caching.backends.redis",
+        "flask_caching.backends.rediscache.RedisCache",
+        "cachelib.RedisCache",
+        "cachelib.redis.RedisCache",
+    ),
+    "null": (
+        "null",
+        "NullCache",
+        "flask_caching.backends.NullCache",
+        "flask_caching.backends.null",
+        "flask_caching.backends.nullcache.NullCache",
+        "cachelib.NullCache",
+        "cachelib.base.NullCache",
+    ),
+}
+BACKEND_OF_TYPE = {
+    spelling: backend for backend, names in _TYPES.items() for spelling in names
+}
+
+# Flask-Caching settings that only its other backends read: set with such a CACHE_TYPE
+# they are part of the error below; with ours, Flask-Caching ignores them too.
+_OTHER_BACKENDS_ONLY = (
+    "CACHE_DIR",
+    "CACHE_FILE_HASH_METHOD",
+    "CACHE_MEMCACHED_SERVERS",
+    "CACHE_MEMCACHED_USERNAME",
+    "CACHE_MEMCACHED_PASSWORD",
+    "CACHE_GCS_BUCKET",
+    "CACHE_REDIS_SENTINELS",
+    "CACHE_REDIS_SENTINEL_MASTER",
+    "CACHE_REDIS_SENTINEL_PASSWORD",
+    "CACHE_REDIS_CLUSTER",
+)
+
+
+def resolve(
+    app_config: Mapping[str, Any], *overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Every ``UWSGICACHE_*`` setting (and :data:`FLASK_KEYS`) for one app.
+
+    ``overrides`` (``UWSGICache(config=...)``, then ``init_app(app, config=...)``) update
+    the app's config in that order, as in Flask-Caching. ``ValueError`` for a setting
+    that cannot be honoured.
+    """
+    merged = dict(app_config)
+    for override in overrides:
+        if override is not None and not isinstance(override, Mapping):
+            raise ValueError(
+                f"config is {override!r}; pass a dict of settings, or leave it out."
+            )
+        merged.update(override or {})
+    settings = {
+        key: value
+        for key, value in merged.items()
+        if key.startswith("UWSGICACHE_") or key in FLASK_KEYS
+    }
+    for key, value in from_flask_caching(merged).items():
+        settings.setdefault(key, value)
+    for key, value in DEFAULTS.items():
+        settings.setdefault(key, value)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Mapping[str, Any]) -> None:
+    """``ValueError`` for settings that are wrong whatever the backend."""
+    timeout = settings["UWSGICACHE_DEFAULT_TIMEOUT"]
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise ValueError(
+            f"UWSGICACHE_DEFAULT_TIMEOUT is {timeout!r}; set it to a number of seconds "
+            f"(0 for never)."
+        )
+    source_check = settings["UWSGICACHE_SOURCE_CHECK"]
+    if not isinstance(source_check, bool):
+        raise ValueError(
+            f"UWSGICACHE_SOURCE_CHECK is {source_check!r}; set it to True or False."
+        )
+    hash_method = settings["UWSGICACHE_HASH_METHOD"]
+    if hash_method is not None and not callable(hash_method):
+        raise ValueError(
+            f"UWSGICACHE_HASH_METHOD is {hash_method!r}; set it to a hash constructor "
+            f"such as hashlib.sha256, or leave it out (md5 for keys)."
+        )
+
+
+def from_flask_caching(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``UWSGICACHE_*`` settings that ``config``'s ``CACHE_*`` keys stand for."""
+    settings: dict[str, Any] = {}
+    cache_type = config.get("CACHE_TYPE")
+    backend = _backend(cache_type, config) if cache_type is not None else None
+    if backend is not None:
+        settings["UWSGICACHE_BACKEND"] = backend
+    simple = {
+        "CACHE_DEFAULT_TIMEOUT": "UWSGICACHE_DEFAULT_TIMEOUT",
+        "CACHE_KEY_PREFIX": "UWSGICACHE_KEY_PREFIX",
+        "CACHE_SOURCE_CHECK": "UWSGICACHE_SOURCE_CHECK",
+        "CACHE_HASH_METHOD": "UWSGICACHE_HASH_METHOD",
+    }
+    for old, new in simple.items():
+        if config.get(old) is not None:
+            settings[new] = config[old]
+    if config.get("CACHE_SERIALIZER") is not None:
+        settings["UWSGICACHE_SERIALIZER"] = _serializer(config["CACHE_SERIALIZER"])
+    name = config.get("CACHE_UWSGI_NAME")
+    if name:
+        settings["UWSGICACHE_NAME"] = _uwsgi_name(name)
+    url = _redis_url(config)
+    if url is not None:
+        settings["UWSGICACHE_REDIS_URL"] = url
+    if backend == "memory":  # 500: SimpleCache's default threshold
+        settings["UWSGICACHE_MEMORY"] = _memory_line(config.get("CACHE_THRESHOLD", 500))
+    _refuse_unsupported(config)
+    return settings
+
+
+def _backend(cache_type: Any, config: Mapping[str, Any]) -> str:
+    backend = BACKEND_OF_TYPE.get(cache_type) if isinstance(cache_type, str) else None
+    if backend is not None:
+        return backend
+    others = [key for key in _OTHER_BACKENDS_ONLY if config.get(key)]
+    raise ValueError(
+        f"CACHE_TYPE is {cache_type!r}, a Flask-Caching backend flask-uwsgicache does not "
+        f"have{' (with ' + ', '.join(others) + ')' if others else ''}. Set "
+        f"UWSGICACHE_BACKEND to 'uwsgi' (uWSGI's shared cache), 'redis' (with "
+        f"UWSGICACHE_REDIS_URL; Sentinel and Cluster are not supported), 'memory' "
+        f"(one process, like SimpleCache) or 'null' (stores nothing), and remove "
+        f"CACHE_TYPE."
+    )
+
+
+def _serializer(serializer: Any) -> str:
+    name = getattr(serializer, "__name__", type(serializer).__name__).lower()
+    if serializer is json or serializer == "json" or name.startswith("json"):
+        return "json"
+    if serializer is pickle or serializer == "pickle" or name.startswith("pickle"):
+        return "pickle"
+    raise ValueError(
+        f"CACHE_SERIALIZER is {serializer!r}; flask-uwsgicache has its own serializers: "
+        f"set UWSGICACHE_SERIALIZER to 'pickle' or 'json' and remove CACHE_SERIALIZER."
+    )
+
+
+def _uwsgi_name(name: Any) -> str:
+    if not isinstance(name, str) or "@" in name:
+        raise ValueError(
+            f"CACHE_UWSGI_NAME is {name!r}: flask-uwsgicache uses a cache of its own uWSGI "
+            f"instance only (a name with @ would make every call a network request to "
+            f"another one). Set UWSGICACHE_NAME to the name= of a cache2 line of this "
+            f"instance; to share a cache between machines, use UWSGICACHE_BACKEND = "
+            f"'redis'."
+        )
+    return name
+
+
+def _redis_url(config: Mapping[str, Any]) -> str | None:
+    """``CACHE_REDIS_URL``, or the URL ``CACHE_REDIS_HOST/PORT/DB/PASSWORD`` describe
+    (Flask-Caching takes the URL alone when both are set)."""
+    if config.get("CACHE_REDIS_URL"):
+        return str(config["CACHE_REDIS_URL"])
+    host = config.get("CACHE_REDIS_HOST")
+    if host is None:
+        return None
+    if not isinstance(host, str):
+        raise ValueError(
+            f"CACHE_REDIS_HOST is a {type(host).__name__} object, not a host name: "
+            f"flask-uwsgicache makes its own connection (with short timeouts, so a dead "
+            f"Redis costs requests nothing). Set UWSGICACHE_REDIS_URL, for example "
+            f"redis://127.0.0.1:6379/0, and remove CACHE_REDIS_HOST."
+        )
+    password = config.get("CACHE_REDIS_PASSWORD")
+    credentials = f":{quote(str(password), safe='')}@" if password else ""
+    port = config.get("CACHE_REDIS_PORT") or 6379
+    database = config.get("CACHE_REDIS_DB") or 0
+    return f"redis://{credentials}{host}:{int(port)}/{int(database)}"
+
+
+def _memory_line(threshold: Any) -> str:
+    """A memory cache that holds ``threshold`` entries and, like SimpleCache, makes
+    room when full (by evicting the least recently used entry)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise ValueError(
+            f"CACHE_THRESHOLD is {threshold!r}; set it to a number of entries (at least "
+            f"1), or set UWSGICACHE_MEMORY instead."
+        )
+    return f"items={threshold + 1},purge_lru=1"
+
+
+def _refuse_unsupported(config: Mapping[str, Any]) -> None:
+    """``ValueError`` for Flask-Caching settings with a meaning this package lacks."""
+    refused: dict[str, Callable[[Any], bool]] = {
+        "CACHE_ARGS": bool,
+        "CACHE_OPTIONS": bool,
+        "CACHE_ENABLE_SIGNALS": bool,
+    }
+    for key, is_used in refused.items():
+        if is_used(config.get(key)):
+            raise ValueError(
+                f"{key} is {config[key]!r}, which flask-uwsgicache cannot honour: "
+                f"{_INSTEAD[key]} Remove {key}."
+            )
+
+
+_INSTEAD = {
+    "CACHE_ARGS": "backends take no constructor arguments; set UWSGICACHE_MEMORY, "
+    "UWSGICACHE_NAME or UWSGICACHE_REDIS_URL.",
+    "CACHE_OPTIONS": "backends take no constructor options; set UWSGICACHE_MEMORY "
+    "(cache2-style limits), UWSGICACHE_NAME or UWSGICACHE_REDIS_URL.",
+    "CACHE_ENABLE_SIGNALS": "it sends no hit and miss signals; read hits and misses "
+    "per view from cache.stats() or 'flask uwsgicache stats'.",
+}
