@@ -582,3 +582,37 @@ def test_the_host_is_in_the_key(app: Flask, ext: UWSGICache) -> None:
     assert client.get("/where", headers={"Host": "a.example"}).text == "a.example"
     assert client.get("/where", headers={"Host": "b.example"}).text == "b.example"
     assert client.get("/where", headers={"Host": "a.example"}).text == "a.example"
+
+
+def test_a_views_make_cache_key_for_other_view_arguments(
+    app: Flask, ext: UWSGICache
+) -> None:
+    runs: list[str] = []
+
+    @app.route("/pie/<flavor>")
+    @ext.cached()
+    def pie(flavor: str) -> str:
+        runs.append(flavor)
+        return flavor
+
+    client = app.test_client()
+
+    def forget(make_key: Callable[[], str]) -> None:
+        client.get("/pie/apple"), client.get("/pie/apple")
+        with app.test_request_context("/pie/cherry"):
+            assert ext.delete(make_key()) is True
+        client.get("/pie/apple")
+
+    forget(lambda: pie.make_cache_key("apple"))  # type: ignore[attr-defined]
+    forget(lambda: pie.make_cache_key(flavor="apple"))  # type: ignore[attr-defined]
+    forget(lambda: pie.make_cache_key(path="/pie/apple"))  # type: ignore[attr-defined]
+    assert runs == ["apple"] * 4
+    # Outside a request: the app's SERVER_NAME (here none: localhost, as the client).
+    with app.app_context():
+        assert ext.delete(pie.make_cache_key("apple")) is True  # type: ignore[attr-defined]
+        assert ext.delete(pie.make_cache_key("apple")) is False  # type: ignore[attr-defined]
+    client.get("/pie/apple"), client.get("/pie/cherry"), client.get("/pie/apple")
+    assert runs == ["apple"] * 5 + ["cherry"]
+    assert ext.delete_memoized(pie, "apple") is True
+    client.get("/pie/apple"), client.get("/pie/cherry")
+    assert runs == ["apple"] * 5 + ["cherry", "apple"]

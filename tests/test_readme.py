@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import docutils.core
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,8 +17,11 @@ def test_the_readme_is_valid_restructuredtext() -> None:
     )
 
 
-def test_the_uwsgi_facts_page_is_valid_restructuredtext() -> None:
-    text = (ROOT / "docs" / "uwsgi-cache2-facts.rst").read_text()
+@pytest.mark.parametrize(
+    "page", sorted(path.name for path in (ROOT / "docs").glob("*.rst"))
+)
+def test_each_docs_page_is_valid_restructuredtext(page: str) -> None:
+    text = (ROOT / "docs" / page).read_text()
     docutils.core.publish_string(
         text, writer="null", settings_overrides={"report_level": 2, "halt_level": 2}
     )
