@@ -87,7 +87,13 @@ def why_not_plain(app: Flask) -> str | None:
         return "the app has after_request functions"
     if any(app.url_value_preprocessors.values()):
         return "the app has url_value_preprocessor functions"
-    if request_started.receivers or request_finished.receivers:
+    # Flask < 2.3: run once per process, by the first request that reaches Flask.
+    if getattr(app, "before_first_request_funcs", None):
+        return "the app has before_first_request functions"
+    # Flask < 2.3 without blinker installed has signals that cannot be connected to.
+    if getattr(request_started, "receivers", None) or getattr(
+        request_finished, "receivers", None
+    ):
         return "something listens to request_started or request_finished"
     if type(app.session_interface) is not SecureCookieSessionInterface:
         return "the app's session interface is not Flask's cookie one"

@@ -24,10 +24,10 @@ import dataclasses
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from flask import has_request_context, request
-from flask.globals import request_ctx
+from flask import has_request_context, request, session
 from werkzeug.datastructures import EnvironHeaders
 
+from .contexts import request_context
 from .viewkeys import environ_name
 
 
@@ -36,10 +36,15 @@ def current_session() -> Any:
     opened or outside a request."""
     if not has_request_context():
         return None
-    context = request_ctx._get_current_object()  # type: ignore[attr-defined]
+    context = request_context._get_current_object()
     state = vars(context)
     # Flask >= 3.1.3 keeps it in _session behind a property that sets ``accessed``.
-    return state.get("_session", state.get("session"))
+    for name in ("_session", "session"):
+        if name in state:
+            return state[name]
+    # A Flask that keeps it elsewhere: the public way, which may mark it accessed (the
+    # response then varies on Cookie): safe, if less often shared.
+    return session._get_current_object()  # type: ignore[attr-defined]
 
 
 #: ``UWSGICACHE_PERSONAL_HEADERS``' default: request headers that carry credentials.
@@ -106,9 +111,12 @@ def _accessed(session: Any) -> bool:
     return bool(getattr(session, "accessed", True))
 
 
-def _callbacks() -> int:
-    context = request_ctx._get_current_object()  # type: ignore[attr-defined]
-    return len(getattr(context, "_after_request_functions", ()))
+def _callbacks() -> int | None:
+    """How many ``after_this_request`` callbacks the request has; None where this Flask
+    does not say (then nothing a cached call returns in a request is stored)."""
+    context = request_context._get_current_object()
+    callbacks = getattr(context, "_after_request_functions", None)
+    return None if callbacks is None else len(callbacks)
 
 
 # A read of every header at once (iterating request.headers).
@@ -128,9 +136,10 @@ class TrackedHeaders(EnvironHeaders):
         for sink in self.sinks:
             sink.add(str(name).lower())
 
-    def __getitem__(self, key: Any, *args: Any) -> Any:
+    def __getitem__(self, key: Any, *args: Any, **kwargs: Any) -> Any:
+        # Werkzeug < 3 has get() call __getitem__(key, _get_mode=True).
         self._note(key)
-        return super().__getitem__(key, *args)
+        return super().__getitem__(key, *args, **kwargs)
 
     def _get_key(self, key: str) -> str:  # Werkzeug >= 3: get() and "in" come here
         self._note(key)
@@ -148,7 +157,7 @@ class Watch:
 
     session: Any
     accessed: bool
-    callbacks: int
+    callbacks: int | None
     headers_read: set[str]
 
     @classmethod
@@ -170,7 +179,10 @@ class Watch:
             session is not self.session or getattr(session, "modified", True)
         ):
             return "it changed the session"
-        if _callbacks() != self.callbacks:
+        callbacks = _callbacks()
+        if callbacks is None:
+            return "this Flask does not show its after_this_request callbacks"
+        if callbacks != self.callbacks:
             return "it registered after_this_request callbacks"
         return None
 

@@ -193,8 +193,10 @@ def needs(message: str) -> None:
 
 @pytest.fixture
 def uwsgi_without_routing() -> str:
-    """A uwsgi built without internal routing, as scripts/test.sh builds it."""
-    found = Path(sys.prefix, "uwsgi-no-routing", "bin", "uwsgi")
+    """A uwsgi built without internal routing, as scripts/test.sh builds it (in this
+    virtualenv, or in the one ``UWSGICACHE_NO_ROUTING_PREFIX`` names: noxfile.py)."""
+    prefix = os.environ.get("UWSGICACHE_NO_ROUTING_PREFIX", sys.prefix)
+    found = Path(prefix, "uwsgi-no-routing", "bin", "uwsgi")
     if not found.exists():
         needs(f"{found} is missing: scripts/test.sh builds it")
     return str(found)

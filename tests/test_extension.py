@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_uwsgicache import BoundCache, UWSGICache
+from flask_uwsgicache import BoundCache, UWSGICache, contexts, extension
 from flask_uwsgicache.backends.memory import MemoryBackend
 
 MakeApp = Callable[..., Flask]
@@ -224,3 +224,18 @@ def test_json_refuses_what_it_cannot_encode(make_app: MakeApp) -> None:
         assert ext.set("set", {1, 2}) is False
         assert ext.set("ok", {"a": [1, 2.5, None]}) is True
         assert ext.get("ok") == {"a": [1, 2.5, None]}
+
+
+def test_the_public_fallback_for_flasks_private_context_variable(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a Flask without flask.globals._cv_app gets (flask_uwsgicache/contexts.py).
+    monkeypatch.setattr(extension, "app_context", contexts.PublicAppContext())
+    app = make_app(UWSGICACHE_BACKEND="memory")
+    cache = UWSGICache(app)
+    assert contexts.PublicAppContext().get("none") == "none"
+    with pytest.raises(RuntimeError, match="outside an application context"):
+        cache.get("k")
+    with app.app_context():
+        assert cache.set("k", 1) and cache.get("k") == 1
+        assert contexts.PublicAppContext().get().app is app
