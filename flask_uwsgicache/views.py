@@ -437,7 +437,27 @@ class ViewsMixin(CacheOwner):
             wrapper = wrap(f, prepare, finish_safely, timeout)
             wrapper.make_cache_key = make_key  # type: ignore[attr-defined]
             wrapper.__forget_cached__ = forget  # type: ignore[attr-defined]
+            wrapper.__edge__ = edge  # type: ignore[attr-defined]
             this.append(wrapper)
             return wrapper
 
         return decorator
+
+    def delete_cached(
+        self,
+        f: Callable[..., Any],
+        path: str | None = None,
+        query_args: Any = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Forget what the ``cached`` view ``f`` stored for a GET of ``path`` (or of its
+        URL with the view arguments ``kwargs``) with ``query_args`` (a query string, a
+        mapping or pairs), as Flask-Caching's method of that name; for an
+        ``edge=True`` view, every copy of that path at the edge too. True if anything
+        was deleted."""
+        key = f.make_cache_key(path=path, query_args=query_args, **kwargs)  # type: ignore[attr-defined]
+        deleted = bool(self.cache.delete(key))
+        if getattr(f, "__edge__", False):
+            edge_path = path if path is not None else view_path(f, (), kwargs)
+            deleted = self.delete_edge(edge_path) or deleted
+        return deleted

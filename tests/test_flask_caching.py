@@ -616,3 +616,28 @@ def test_a_views_make_cache_key_for_other_view_arguments(
     assert ext.delete_memoized(pie, "apple") is True
     client.get("/pie/apple"), client.get("/pie/cherry")
     assert runs == ["apple"] * 5 + ["cherry", "apple"]
+
+
+def test_delete_cached_forgets_one_url_of_a_view(app: Flask, ext: UWSGICache) -> None:
+    runs: list[str] = []
+
+    @app.route("/works/<kind>")
+    @ext.cached()
+    def works(kind: str) -> str:
+        runs.append(f"{kind}?{request.query_string.decode()}")
+        return runs[-1]
+
+    client = app.test_client()
+    urls = ["/works/book?limit=15", "/works/book?limit=20", "/works/film"]
+    for _ in range(2):
+        for url in urls:
+            client.get(url)
+    assert ext.delete_cached(works, "/works/book", {"limit": 15}) is True
+    assert ext.delete_cached(works, kind="film") is True
+    assert ext.delete_cached(works, kind="film") is False
+    for url in urls:
+        client.get(url)
+    assert runs == ["book?limit=15", "book?limit=20", "film?"] + [
+        "book?limit=15",
+        "film?",
+    ]
