@@ -142,6 +142,7 @@ class MemoizeMixin(wrapping.CacheOwner):
         single_flight: bool = True,
         single_flight_wait: float = 10.0,
         stale_while_revalidate: float = 0,
+        is_stale: Callable[..., Any] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Cache a function's result per arguments (normalised: ``f(1, b=2)`` is
         ``f(1, 2)``). ``args_to_ignore`` names arguments left out of the key;
@@ -177,7 +178,8 @@ class MemoizeMixin(wrapping.CacheOwner):
                 except ArgumentsDoNotFit:
                     return None  # the call itself raises the TypeError
                 forced = wrapping.forced(forced_update, *args, **kwargs)
-                return Call(cache, key, options, forced=forced)
+                stale = wrapping.staleness(is_stale, args, kwargs)
+                return Call(cache, key, options, forced=forced, stale=stale)
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:
                 return wrapping.keep_result(result, cache_none, response_filter)

@@ -206,6 +206,7 @@ class ViewsMixin(CacheOwner):
         single_flight_wait: float = 10.0,
         stale_while_revalidate: float = 0,
         edge: bool = False,
+        is_stale: Callable[..., Any] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Cache a view's whole response, or a function's value.
 
@@ -219,8 +220,11 @@ class ViewsMixin(CacheOwner):
         not varying on Cookie, Authorization or ``*``, not streamed), each ``Vary``
         variant under its own key, in a compact non-pickle format. Requests with
         credentials, a session or cookies run the view uncached. ``unless()`` skips
-        the cache, ``forced_update()`` recomputes and stores. ``source_check`` puts a
-        hash of the function's code (by ``hash_method``) in the key.
+        the cache, ``forced_update()`` recomputes and stores, ``is_stale(value)``
+        (given the call's arguments too when it takes them) recomputes a found value
+        it calls stale. ``source_check`` puts a hash of the function's source (by
+        ``hash_method``; defaults from ``UWSGICACHE_SOURCE_CHECK`` and
+        ``UWSGICACHE_HASH_METHOD``) in the key.
         ``response_hit_indication`` adds ``hit_cache: True`` to hits. On a miss, one
         process computes (``single_flight``) while the others wait up to
         ``single_flight_wait`` seconds; ``stale_while_revalidate`` seconds serve an
@@ -243,6 +247,7 @@ class ViewsMixin(CacheOwner):
             keys.from_path
             and unless is None
             and forced_update is None
+            and is_stale is None
             and source_check is not True
             and not stale_while_revalidate
             and not response_hit_indication
@@ -250,7 +255,7 @@ class ViewsMixin(CacheOwner):
         if edge and not fast:
             raise ValueError(
                 "cached(edge=True) responses are served by uWSGI without running Flask, "
-                "so they cannot use unless, forced_update, make_cache_key, "
+                "so they cannot use unless, forced_update, is_stale, make_cache_key, "
                 "source_check, stale_while_revalidate, response_hit_indication or a "
                 "key_prefix without %s. Drop those options or edge=True."
             )
@@ -336,6 +341,7 @@ class ViewsMixin(CacheOwner):
                     view=view,
                     hit_indication=response_hit_indication,
                     watch=Watch.start() if guarded else None,
+                    stale=wrapping.staleness(is_stale, args, kwargs),
                 )
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:

@@ -41,6 +41,8 @@ class Call:
     hit_indication: bool = False
     #: The request's state before the call, when the request decides what is stored.
     watch: Watch | None = None
+    #: ``is_stale`` with the call's arguments: True for a found value to recompute.
+    stale: Callable[[Any], bool] | None = None
 
 
 # Faults met before a cache is known (no app, no extension) are logged here.
@@ -177,6 +179,23 @@ def bypass(
     return bool(user_call(unless))
 
 
+def staleness(
+    is_stale: Callable[..., Any] | None, args: Args, kwargs: Kwargs
+) -> Callable[[Any], bool] | None:
+    """``is_stale`` for one call: as in Flask-Caching it gets the found value, and the
+    call's arguments when it takes more than one parameter."""
+    if is_stale is None:
+        return None
+    extra = len(inspect.signature(is_stale).parameters) > 1
+
+    def stale(value: Any) -> bool:
+        if extra:
+            return bool(user_call(is_stale, value, *args, **kwargs))
+        return bool(user_call(is_stale, value))
+
+    return stale
+
+
 def forced(forced_update: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> bool:
     """Whether ``forced_update`` says to compute and store afresh. As in Flask-Caching,
     it gets the call's arguments when it accepts arguments, and nothing otherwise."""
@@ -291,7 +310,9 @@ def _sync_wrapper(
             return f(*args, **kwargs)
         looked_up, found = _lookup(call)
         if found is not MISSING:
-            return _deliver(name, call, flight.Outcome(found, hit=True))
+            if call.stale is None or not call.stale(found):
+                return _deliver(name, call, flight.Outcome(found, hit=True))
+            call.forced = True  # is_stale: compute and store afresh
         steps = flight.plan(
             call.cache, call.key, call.options, call.forced, looked=looked_up
         )
@@ -315,7 +336,9 @@ def _async_wrapper(
             return await f(*args, **kwargs)
         looked_up, found = _lookup(call)
         if found is not MISSING:
-            return _deliver(name, call, flight.Outcome(found, hit=True))
+            if call.stale is None or not call.stale(found):
+                return _deliver(name, call, flight.Outcome(found, hit=True))
+            call.forced = True  # is_stale: compute and store afresh
 
         async def compute() -> tuple[Any, Any]:
             return finish(call, await f(*args, **kwargs))

@@ -641,3 +641,25 @@ def test_delete_cached_forgets_one_url_of_a_view(app: Flask, ext: UWSGICache) ->
         "book?limit=15",
         "film?",
     ]
+
+
+def test_is_stale_recomputes_what_it_calls_stale(app: Flask, ext: UWSGICache) -> None:
+    runs: list[int] = []
+
+    @ext.memoize(is_stale=lambda value, x: value < 0 and x == 1)
+    def value(x: int) -> int:
+        runs.append(x)
+        return -x if len(runs) == 1 else x
+
+    assert [value(1), value(1), value(1)] == [-1, 1, 1]  # stale once, then stored
+    assert runs == [1, 1]
+
+    @app.route("/stale")
+    @ext.cached(is_stale=lambda response: response.get_data(as_text=True) == "old")
+    def page() -> str:
+        runs.append(0)
+        return "old" if runs.count(0) == 1 else "new"
+
+    client = app.test_client()
+    assert [client.get("/stale").text for _ in range(3)] == ["old", "new", "new"]
+    assert runs.count(0) == 2
