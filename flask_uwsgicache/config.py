@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -120,7 +120,7 @@ def resolve(
         for key, value in merged.items()
         if key.startswith("UWSGICACHE_") or key in FLASK_KEYS
     }
-    for key, value in from_flask_caching(merged).items():
+    for key, value in from_flask_caching(merged, given=set(settings)).items():
         settings.setdefault(key, value)
     for key, value in DEFAULTS.items():
         settings.setdefault(key, value)
@@ -149,13 +149,20 @@ def validate(settings: Mapping[str, Any]) -> None:
         )
 
 
-def from_flask_caching(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``UWSGICACHE_*`` settings that ``config``'s ``CACHE_*`` keys stand for."""
+def from_flask_caching(
+    config: Mapping[str, Any], given: Collection[str] = ()
+) -> dict[str, Any]:
+    """The ``UWSGICACHE_*`` settings that ``config``'s ``CACHE_*`` keys stand for, leaving
+    out those in ``given`` (set by the app: they win, and their counterparts are not
+    read)."""
     settings: dict[str, Any] = {}
-    cache_type = config.get("CACHE_TYPE")
-    backend = _backend(cache_type, config) if cache_type is not None else None
-    if backend is not None:
-        settings["UWSGICACHE_BACKEND"] = backend
+    backend = None
+    if "UWSGICACHE_BACKEND" not in given:
+        if config.get("CACHE_TYPE") is not None:
+            backend = _backend(config["CACHE_TYPE"], config)
+            settings["UWSGICACHE_BACKEND"] = backend
+        # Arguments for Flask-Caching's backend classes; ours is chosen by name.
+        _refuse_unsupported(config, ("CACHE_ARGS", "CACHE_OPTIONS"))
     simple = {
         "CACHE_DEFAULT_TIMEOUT": "UWSGICACHE_DEFAULT_TIMEOUT",
         "CACHE_KEY_PREFIX": "UWSGICACHE_KEY_PREFIX",
@@ -163,19 +170,24 @@ def from_flask_caching(config: Mapping[str, Any]) -> dict[str, Any]:
         "CACHE_HASH_METHOD": "UWSGICACHE_HASH_METHOD",
     }
     for old, new in simple.items():
-        if config.get(old) is not None:
+        if new not in given and config.get(old) is not None:
             settings[new] = config[old]
-    if config.get("CACHE_SERIALIZER") is not None:
-        settings["UWSGICACHE_SERIALIZER"] = _serializer(config["CACHE_SERIALIZER"])
-    name = config.get("CACHE_UWSGI_NAME")
-    if name:
-        settings["UWSGICACHE_NAME"] = _uwsgi_name(name)
-    url = _redis_url(config)
-    if url is not None:
-        settings["UWSGICACHE_REDIS_URL"] = url
-    if backend == "memory":  # 500: SimpleCache's default threshold
-        settings["UWSGICACHE_MEMORY"] = _memory_line(config.get("CACHE_THRESHOLD", 500))
-    _refuse_unsupported(config)
+    derived: dict[str, Callable[[], Any]] = {
+        "UWSGICACHE_SERIALIZER": lambda: _serializer(config.get("CACHE_SERIALIZER")),
+        "UWSGICACHE_NAME": lambda: _uwsgi_name(config.get("CACHE_UWSGI_NAME")),
+        "UWSGICACHE_REDIS_URL": lambda: _redis_url(config),
+        # 500: SimpleCache's default threshold.
+        "UWSGICACHE_MEMORY": lambda: (
+            _memory_line(config.get("CACHE_THRESHOLD", 500))
+            if backend == "memory"
+            else None
+        ),
+    }
+    for key, derive in derived.items():
+        value = None if key in given else derive()
+        if value is not None:
+            settings[key] = value
+    _refuse_unsupported(config, ("CACHE_ENABLE_SIGNALS",))
     return settings
 
 
@@ -194,7 +206,9 @@ def _backend(cache_type: Any, config: Mapping[str, Any]) -> str:
     )
 
 
-def _serializer(serializer: Any) -> str:
+def _serializer(serializer: Any) -> str | None:
+    if serializer is None:
+        return None
     name = getattr(serializer, "__name__", type(serializer).__name__).lower()
     if serializer is json or serializer == "json" or name.startswith("json"):
         return "json"
@@ -206,7 +220,9 @@ def _serializer(serializer: Any) -> str:
     )
 
 
-def _uwsgi_name(name: Any) -> str:
+def _uwsgi_name(name: Any) -> str | None:
+    if not name:  # Flask-Caching's default, "": this instance's default cache
+        return None
     if not isinstance(name, str) or "@" in name:
         raise ValueError(
             f"CACHE_UWSGI_NAME is {name!r}: flask-uwsgicache uses a cache of its own uWSGI "
@@ -251,15 +267,10 @@ def _memory_line(threshold: Any) -> str:
     return f"items={threshold + 1},purge_lru=1"
 
 
-def _refuse_unsupported(config: Mapping[str, Any]) -> None:
+def _refuse_unsupported(config: Mapping[str, Any], keys: Iterable[str]) -> None:
     """``ValueError`` for Flask-Caching settings with a meaning this package lacks."""
-    refused: dict[str, Callable[[Any], bool]] = {
-        "CACHE_ARGS": bool,
-        "CACHE_OPTIONS": bool,
-        "CACHE_ENABLE_SIGNALS": bool,
-    }
-    for key, is_used in refused.items():
-        if is_used(config.get(key)):
+    for key in keys:
+        if config.get(key):
             raise ValueError(
                 f"{key} is {config[key]!r}, which flask-uwsgicache cannot honour: "
                 f"{_INSTEAD[key]} Remove {key}."

@@ -133,6 +133,9 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
         self.path_key_prefixes: dict[str, None] = {}
         #: Settings every app of this extension gets over its own config.
         self.config = config
+        # The cache used outside an app context: the app's, while there is only one.
+        self._apps = 0
+        self._only: BoundCache | None = None
         self.with_jinja2_ext = with_jinja2_ext
         if app is not None:
             self.init_app(app)
@@ -157,7 +160,9 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
         for key, value in settings.items():
             if key.startswith("UWSGICACHE_"):
                 app.config.setdefault(key, value)
-        app.extensions[EXTENSION_KEY] = build_cache(settings)
+        app.extensions[EXTENSION_KEY] = cache = build_cache(settings)
+        self._apps += 1
+        self._only = cache if self._apps == 1 else None
         if self.with_jinja2_ext:
             app.jinja_env.add_extension(CacheExtension)
         fastpath.install(app)
@@ -167,13 +172,19 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
 
     @property
     def cache(self) -> BoundCache:
-        """The current app's cache; ``RuntimeError`` outside an initialised app."""
+        """The current app's cache. Outside an app context, the cache of the one app
+        this extension was given (as Flask-Caching does); ``RuntimeError`` when it
+        serves several, or the current app has none."""
         # contexts.app_context, not the current_app proxy: this is the hot path.
         context = app_context.get(None)
         if context is None:
+            if self._apps == 1 and self._only is not None:
+                # As in Flask-Caching: with one app, scripts and workers need no context.
+                return self._only
+            several = f" and serves {self._apps} apps" if self._apps > 1 else ""
             raise RuntimeError(
-                "UWSGICache was used outside an application context: call it inside a "
-                "request or 'with app.app_context():', after init_app(app)."
+                f"UWSGICache was used outside an application context{several}: call it "
+                f"inside a request or 'with app.app_context():', after init_app(app)."
             )
         try:
             return context.app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]

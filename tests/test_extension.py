@@ -63,6 +63,30 @@ def test_use_outside_an_app_context_says_what_to_do() -> None:
         ext.get("k")
 
 
+def test_outside_an_app_context_the_only_apps_cache_is_used(make_app: MakeApp) -> None:
+    # Flask-Caching's behaviour: scripts and task workers with one app need no context.
+    app = make_app(UWSGICACHE_BACKEND="memory")
+    ext = UWSGICache(app)
+
+    runs: list[int] = []
+
+    @ext.memoize()
+    def value(x: int) -> int:
+        runs.append(x)
+        return x
+
+    assert ext.set("k", 1) and ext.get("k") == 1
+    assert value(1) == value(1) == 1 and runs == [1]
+    with app.app_context():
+        assert ext.get("k") == 1
+    # With a second app it cannot tell which: it says so.
+    ext.init_app(make_app(UWSGICACHE_BACKEND="memory"))
+    with pytest.raises(RuntimeError, match="serves 2 apps"):
+        ext.get("k")
+    with app.app_context():
+        assert ext.get("k") == 1
+
+
 def test_use_in_an_app_without_init_app_says_what_to_do(make_app: MakeApp) -> None:
     ext = UWSGICache()
     with make_app().app_context(), pytest.raises(RuntimeError, match="init_app"):
@@ -235,7 +259,7 @@ def test_the_public_fallback_for_flasks_private_context_variable(
     cache = UWSGICache(app)
     assert contexts.PublicAppContext().get("none") == "none"
     with pytest.raises(RuntimeError, match="outside an application context"):
-        cache.get("k")
+        UWSGICache().get("k")
     with app.app_context():
         assert cache.set("k", 1) and cache.get("k") == 1
         assert contexts.PublicAppContext().get().app is app

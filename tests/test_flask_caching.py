@@ -663,3 +663,15 @@ def test_is_stale_recomputes_what_it_calls_stale(app: Flask, ext: UWSGICache) ->
     client = app.test_client()
     assert [client.get("/stale").text for _ in range(3)] == ["old", "new", "new"]
     assert runs.count(0) == 2
+
+
+def test_our_backend_setting_wins_over_any_cache_type(
+    make_app: Callable[..., Flask],
+) -> None:
+    # A production config of Flask-Caching (a filesystem cache) and ours beside it.
+    app = make_app(CACHE_TYPE="FileSystemCache", CACHE_DIR="/tmp/x", CACHE_OPTIONS={"a": 1})
+    with pytest.raises(ValueError, match="UWSGICACHE_BACKEND"):
+        UWSGICache(app)
+    app = make_app(CACHE_TYPE="FileSystemCache", CACHE_OPTIONS={"a": 1})
+    UWSGICache(app, config={"UWSGICACHE_BACKEND": "memory"})
+    assert bound(app).backend.name == "memory"
