@@ -175,7 +175,7 @@ def from_flask_caching(
     derived: dict[str, Callable[[], Any]] = {
         "UWSGICACHE_SERIALIZER": lambda: _serializer(config.get("CACHE_SERIALIZER")),
         "UWSGICACHE_NAME": lambda: _uwsgi_name(config.get("CACHE_UWSGI_NAME")),
-        "UWSGICACHE_REDIS_URL": lambda: _redis_url(config),
+        "UWSGICACHE_REDIS_URL": lambda: _redis_url(config, redis=backend == "redis"),
         # 500: SimpleCache's default threshold.
         "UWSGICACHE_MEMORY": lambda: (
             _memory_line(config.get("CACHE_THRESHOLD", 500))
@@ -234,12 +234,13 @@ def _uwsgi_name(name: Any) -> str | None:
     return name
 
 
-def _redis_url(config: Mapping[str, Any]) -> str | None:
+def _redis_url(config: Mapping[str, Any], redis: bool = False) -> str | None:
     """``CACHE_REDIS_URL``, or the URL ``CACHE_REDIS_HOST/PORT/DB/PASSWORD`` describe
-    (Flask-Caching takes the URL alone when both are set)."""
+    (Flask-Caching takes the URL alone when both are set). With ``redis`` (a Redis
+    ``CACHE_TYPE``) the host defaults to localhost, as in Flask-Caching."""
     if config.get("CACHE_REDIS_URL"):
         return str(config["CACHE_REDIS_URL"])
-    host = config.get("CACHE_REDIS_HOST")
+    host = config.get("CACHE_REDIS_HOST", "localhost" if redis else None)
     if host is None:
         return None
     if not isinstance(host, str):

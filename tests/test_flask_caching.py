@@ -151,6 +151,10 @@ def test_redis_settings_become_one_url() -> None:
     )
     assert settings["UWSGICACHE_REDIS_URL"] == "redis://127.0.0.1:1/3"
     assert resolve({"CACHE_UWSGI_NAME": "mycache"})["UWSGICACHE_NAME"] == "mycache"
+    # Flask-Caching's defaults for a Redis CACHE_TYPE without any of them.
+    settings = resolve({"CACHE_TYPE": "RedisCache"})
+    assert settings["UWSGICACHE_REDIS_URL"] == "redis://localhost:6379/0"
+    assert resolve({"CACHE_TYPE": "simple"})["UWSGICACHE_REDIS_URL"] is None
 
 
 def test_flask_caching_redis_config_talks_to_redis(
