@@ -14,7 +14,7 @@ import json
 import pickle
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .edge import DEFAULT_EDGE
 
@@ -120,11 +120,18 @@ def resolve(
         for key, value in merged.items()
         if key.startswith("UWSGICACHE_") or key in FLASK_KEYS
     }
-    for key, value in from_flask_caching(merged, given=set(settings)).items():
+    aliased = from_flask_caching(merged, given=set(settings))
+    for key, value in aliased.items():
         settings.setdefault(key, value)
     for key, value in DEFAULTS.items():
         settings.setdefault(key, value)
-    validate(settings)
+    try:
+        validate(settings)
+    except ValueError as error:
+        old = next((old for old, new in ALIASES.items() if str(error).startswith(new)), "")
+        if old and str(error).split(" ")[0] in aliased:  # say what the app wrote
+            raise ValueError(f"{old} (read as {error})") from None
+        raise
     return settings
 
 
@@ -149,6 +156,15 @@ def validate(settings: Mapping[str, Any]) -> None:
         )
 
 
+#: Flask-Caching settings read as they are for their ``UWSGICACHE_*`` counterpart.
+ALIASES = {
+    "CACHE_DEFAULT_TIMEOUT": "UWSGICACHE_DEFAULT_TIMEOUT",
+    "CACHE_KEY_PREFIX": "UWSGICACHE_KEY_PREFIX",
+    "CACHE_SOURCE_CHECK": "UWSGICACHE_SOURCE_CHECK",
+    "CACHE_HASH_METHOD": "UWSGICACHE_HASH_METHOD",
+}
+
+
 def from_flask_caching(
     config: Mapping[str, Any], given: Collection[str] = ()
 ) -> dict[str, Any]:
@@ -158,18 +174,12 @@ def from_flask_caching(
     settings: dict[str, Any] = {}
     backend = None
     if "UWSGICACHE_BACKEND" not in given:
-        if config.get("CACHE_TYPE") is not None:
+        if "CACHE_TYPE" in config:
             backend = _backend(config["CACHE_TYPE"], config)
             settings["UWSGICACHE_BACKEND"] = backend
         # Arguments for Flask-Caching's backend classes; ours is chosen by name.
         _refuse_unsupported(config, ("CACHE_ARGS", "CACHE_OPTIONS"))
-    simple = {
-        "CACHE_DEFAULT_TIMEOUT": "UWSGICACHE_DEFAULT_TIMEOUT",
-        "CACHE_KEY_PREFIX": "UWSGICACHE_KEY_PREFIX",
-        "CACHE_SOURCE_CHECK": "UWSGICACHE_SOURCE_CHECK",
-        "CACHE_HASH_METHOD": "UWSGICACHE_HASH_METHOD",
-    }
-    for old, new in simple.items():
+    for old, new in ALIASES.items():
         if new not in given and config.get(old) is not None:
             settings[new] = config[old]
     derived: dict[str, Callable[[], Any]] = {
@@ -223,7 +233,12 @@ def _serializer(serializer: Any) -> str | None:
 def _uwsgi_name(name: Any) -> str | None:
     if not name:  # Flask-Caching's default, "": this instance's default cache
         return None
-    if not isinstance(name, str) or "@" in name:
+    if not isinstance(name, str):
+        raise ValueError(
+            f"CACHE_UWSGI_NAME is {name!r}; set it (or UWSGICACHE_NAME) to the name= of "
+            f"a cache2 line, as a string."
+        )
+    if "@" in name:
         raise ValueError(
             f"CACHE_UWSGI_NAME is {name!r}: flask-uwsgicache uses a cache of its own uWSGI "
             f"instance only (a name with @ would make every call a network request to "
@@ -235,11 +250,16 @@ def _uwsgi_name(name: Any) -> str | None:
 
 
 def _redis_url(config: Mapping[str, Any], redis: bool = False) -> str | None:
-    """``CACHE_REDIS_URL``, or the URL ``CACHE_REDIS_HOST/PORT/DB/PASSWORD`` describe
-    (Flask-Caching takes the URL alone when both are set). With ``redis`` (a Redis
-    ``CACHE_TYPE``) the host defaults to localhost, as in Flask-Caching."""
+    """``CACHE_REDIS_URL`` (with ``CACHE_REDIS_DB`` if it names no database), or the
+    URL ``CACHE_REDIS_HOST/PORT/DB/PASSWORD`` describe; as in Flask-Caching the URL
+    wins, and with ``redis`` (a Redis ``CACHE_TYPE``) the host defaults to localhost."""
+    database = config.get("CACHE_REDIS_DB")
     if config.get("CACHE_REDIS_URL"):
-        return str(config["CACHE_REDIS_URL"])
+        url = str(config["CACHE_REDIS_URL"])
+        # As redis-py reads it: the URL's own database first, else CACHE_REDIS_DB.
+        if database and urlsplit(url).path in ("", "/") and "db=" not in url:
+            url = f"{url.rstrip('/')}/{_number('CACHE_REDIS_DB', database)}"
+        return url
     host = config.get("CACHE_REDIS_HOST", "localhost" if redis else None)
     if host is None:
         return None
@@ -252,9 +272,22 @@ def _redis_url(config: Mapping[str, Any], redis: bool = False) -> str | None:
         )
     password = config.get("CACHE_REDIS_PASSWORD")
     credentials = f":{quote(str(password), safe='')}@" if password else ""
-    port = config.get("CACHE_REDIS_PORT") or 6379
-    database = config.get("CACHE_REDIS_DB") or 0
-    return f"redis://{credentials}{host}:{int(port)}/{int(database)}"
+    port = _number("CACHE_REDIS_PORT", config.get("CACHE_REDIS_PORT") or 6379)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"redis://{credentials}{host}:{port}/{_number('CACHE_REDIS_DB', database or 0)}"
+
+
+def _number(key: str, value: Any) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{key} is {value!r}; set it to a whole number, or set UWSGICACHE_REDIS_URL "
+            f"(for example redis://127.0.0.1:6379/0) instead."
+        ) from None
 
 
 def _memory_line(threshold: Any) -> str:

@@ -19,7 +19,7 @@ from .backends.base import Backend
 from .cache import BoundCache
 from .config import resolve
 from .contexts import app_context
-from .edge import build_edge
+from .edge import Edge, build_edge
 from .envelope import Envelope, derive_secret
 from .jinja import CacheExtension
 from .logs import RateLimitedLog
@@ -52,7 +52,11 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         default_timeout=timeout,
         raise_errors=bool(config["UWSGICACHE_RAISE_ERRORS"]),
         log=log,
-        edge=build_edge(config, log),
+        edge=(
+            build_edge(config, log)
+            if backend.name != "null"
+            else Edge({}, "the null backend stores nothing, at the edge neither", log)
+        ),
     )
     cache.settings = dict(config)
     cache.shared_cookies = _shared_cookies(config)
@@ -157,10 +161,11 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
                 f"and use app.extensions[{EXTENSION_KEY!r}] to reach it."
             )
         settings = resolve(app.config, self.config, config)
-        for key, value in settings.items():
+        cache = build_cache(settings)
+        for key, value in settings.items():  # once it is built: a failure changes nothing
             if key.startswith("UWSGICACHE_"):
                 app.config.setdefault(key, value)
-        app.extensions[EXTENSION_KEY] = cache = build_cache(settings)
+        app.extensions[EXTENSION_KEY] = cache
         self._apps += 1
         self._only = cache if self._apps == 1 else None
         if self.with_jinja2_ext:

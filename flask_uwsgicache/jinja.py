@@ -19,6 +19,8 @@ from jinja2.ext import Extension
 from jinja2.parser import Parser
 from markupsafe import Markup
 
+from .keys import short_digest
+
 FRAGMENT_PREFIX = "_template_fragment_cache_"
 
 
@@ -40,13 +42,19 @@ class CacheExtension(Extension):
     def parse(self, parser: Parser) -> nodes.Node:
         lineno = next(parser.stream).lineno
         arguments = [parser.parse_expression()]
-        if parser.stream.skip_if("comma"):
+        unnamed = not parser.stream.skip_if("comma")
+        if not unnamed:
             arguments.append(parser.parse_expression())
         else:  # an unnamed fragment is named by where it is, as in Flask-Caching
             arguments.append(nodes.Const(f"{parser.filename}{lineno}"))
         while parser.stream.skip_if("comma"):
             arguments.append(parser.parse_expression())
         body = parser.parse_statements(("name:endcache",), drop_needle=True)
+        if unnamed and parser.filename is None:
+            # Templates from strings have no file name: their unnamed fragments are
+            # told apart by what they hold.
+            digest = short_digest(repr(body))
+            arguments[1] = nodes.Const(f"None{lineno}:{digest}")
         call = self.call_method("_render", [nodes.List(arguments)])
         return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
 

@@ -56,39 +56,43 @@ class Memoized:
         self.first = (
             parameters[0] if parameters and parameters[0] in ("self", "cls") else None
         )
-        #: The decorated function (its ``cache_timeout`` may change).
-        self.wrapper: Any = None
+        #: The decorated function's current ``cache_timeout`` (it may change).
+        self.timeout: Callable[[], float | None] = lambda: options.timeout
 
     def _instance_key(self, instance: Any) -> str:
         return f"{VERSION_PREFIX}{self.name}:{short_digest(_identity(instance))}"
 
     def version(self, cache: BoundCache, args: tuple[Any, ...], create: bool = True) -> str:
-        """The function's current version (created on first use), and for an instance
-        method the instance's, which ``delete_memoized(obj.method)`` changes."""
+        """The function's current version and, for an instance method, the instance's
+        (``delete_memoized(obj.method)`` deletes it). Each is made on first use; one
+        that is missing and cannot be stored (a full cache) is a new random one, so a
+        key never falls back to one that entries were stored under before."""
         versions, key = cache.internal, VERSION_PREFIX + self.name
-        if self.first == "self" and args:
-            version, instance = versions.get_many(key, self._instance_key(args[0]))
-        else:
-            version, instance = versions.get(key), None
-        if version is None and create:
-            versions.add(key, secrets.token_hex(4), timeout=0)
-            version = versions.get(key)
-        return f"{version}.{instance or 0}" if self.first == "self" else str(version)
+        if self.first != "self" or not args:
+            return self._made(versions, key, versions.get(key), 0, create)
+        instance_key = self._instance_key(args[0])
+        version, instance = versions.get_many(key, instance_key)
+        # The instance's version lives as long as its entries: gone, they are too.
+        ttl = flight.ttl_of(
+            cache, dataclasses.replace(self.options, timeout=self.timeout())
+        )
+        return (
+            self._made(versions, key, version, 0, create)
+            + "."
+            + self._made(versions, instance_key, instance, ttl, create)
+        )
+
+    @staticmethod
+    def _made(versions: BoundCache, key: str, found: Any, ttl: float, create: bool) -> str:
+        if found is None and create:
+            versions.add(key, secrets.token_hex(4), timeout=ttl)
+            found = versions.get(key)
+        return str(found) if found is not None else "new-" + secrets.token_hex(8)
 
     def forget_instance(self, cache: BoundCache, instance: Any) -> bool:
-        """Drop every entry of ``instance``'s calls by changing its version.
-
-        The version is kept as long as an entry stored before it can live (the
-        function's timeout): once it is gone, so are they. Under LRU eviction it goes
-        after them too, since every call reads it first. If the cache refuses it,
-        every entry of the function is dropped instead.
-        """
-        options = dataclasses.replace(self.options, timeout=self.wrapper.cache_timeout)
-        ttl = flight.ttl_of(cache, options)
-        changed = cache.internal.set(
-            self._instance_key(instance), secrets.token_hex(4), timeout=ttl
-        )
-        return changed or cache.internal.delete(VERSION_PREFIX + self.name)
+        """Drop every entry of ``instance``'s calls: its version goes, and the next
+        call makes a new one."""
+        return cache.internal.delete(self._instance_key(instance))
 
     def arguments(
         self, cache: BoundCache, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -155,6 +159,7 @@ class MemoizeMixin(wrapping.CacheOwner):
         (the key of one call, in the memoized key space: ``cache.delete(key)`` forgets
         it) and ``delete_memoized()`` (forgets every entry).
         """
+        wrapping.check_stale_options(is_stale, stale_while_revalidate)
         options = flight.Options(
             timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
         )
@@ -188,7 +193,7 @@ class MemoizeMixin(wrapping.CacheOwner):
                 return memoized.key(self.cache.space(MEMOIZED), args, kwargs)
 
             wrapper = wrapping.wrap(f, prepare, finish, timeout)
-            memoized.wrapper = wrapper
+            memoized.timeout = lambda: wrapper.cache_timeout  # type: ignore[attr-defined]
             wrapper.__memoized__ = memoized  # type: ignore[attr-defined]
             wrapper.make_cache_key = make_cache_key  # type: ignore[attr-defined]
             wrapper.delete_memoized = lambda: self.delete_memoized(wrapper)  # type: ignore[attr-defined]
@@ -208,14 +213,14 @@ class MemoizeMixin(wrapping.CacheOwner):
         entry without arguments, one call's with them (the class first or not).
         ``ValueError`` if the arguments do not fit ``f``.
         """
-        forget = getattr(getattr(f, "__func__", f), "__forget_cached__", None)
+        forget = getattr(getattr(f, "__func__", f), "_uwsgicache_forget", None)
         if forget is not None:  # a function under cached(): Flask-Caching clears it
             return bool(forget(*args, **kwargs))
         memoized, bound = _memoized_of(f)
         if bound is not None and args and args[0] is bound:
             args = args[1:]
         if not args and not kwargs:
-            if bound is None or inspect.isclass(bound):
+            if bound is None or inspect.isclass(bound) or memoized.first != "self":
                 return self.delete_memoized_verhash(f)
             return memoized.forget_instance(self.cache.space(MEMOIZED), bound)
         if bound is not None:

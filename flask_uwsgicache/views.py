@@ -47,7 +47,6 @@ from .wrapping import (
     Call,
     Hashing,
     Kwargs,
-    UserCallableFailed,
     bypass,
     fault,
     function_name,
@@ -146,24 +145,28 @@ def _view_environ(
     query_args: Any,
 ) -> dict[str, Any]:
     """The environ of a GET of ``path`` (or of the URL of ``view`` with ``args`` and
-    ``kwargs`` as its view arguments) with ``query_args``, from the current request's
-    scheme, host and script root (outside a request: the app's ``SERVER_NAME``,
-    ``PREFERRED_URL_SCHEME`` and ``APPLICATION_ROOT``)."""
+    ``kwargs`` as its view arguments) with ``query_args``, with the current request's
+    scheme, ``Host`` header as sent and script root (outside a request: the app's
+    ``SERVER_NAME``, ``PREFERRED_URL_SCHEME`` and ``APPLICATION_ROOT``)."""
     app = current_app
     if path is None:
         path = view_path(view, args, kwargs)
-    if has_request_context():
-        base = f"{request.scheme}://{request.host}{request.script_root}"
-    else:
-        config = app.config
-        root = str(config.get("APPLICATION_ROOT") or "/").rstrip("/")
-        server = config.get("SERVER_NAME") or "localhost"
-        base = f"{config.get('PREFERRED_URL_SCHEME') or 'http'}://{server}{root}"
+    config = app.config
+    root = str(config.get("APPLICATION_ROOT") or "/").rstrip("/")
+    server = config.get("SERVER_NAME") or "localhost"
+    base = f"{config.get('PREFERRED_URL_SCHEME') or 'http'}://{server}{root}"
     builder = EnvironBuilder(path=path, base_url=base, query_string=query_args or None)
     try:
-        return builder.get_environ()
+        environ = builder.get_environ()
     finally:
         builder.close()
+    if has_request_context():  # the same site as this request, as its keys say it
+        for name in ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT"):
+            environ.pop(name, None)
+            if name in request.environ:
+                environ[name] = request.environ[name]
+        environ["SCRIPT_NAME"] = request.environ.get("SCRIPT_NAME", "")
+    return environ
 
 
 def view_path(view: Callable[..., Any], args: Args, kwargs: Kwargs) -> str:
@@ -237,6 +240,7 @@ class ViewsMixin(CacheOwner):
         ``delete_edge(path)``. Only for views whose key is the default one and that
         use no per-request options.
         """
+        wrapping.check_stale_options(is_stale, stale_while_revalidate)
         options = flight.Options(
             timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
         )
@@ -407,7 +411,8 @@ class ViewsMixin(CacheOwner):
                 headers = responses.vary_names(response)
                 data = responses.dump(response, name, shared)
                 if not headers:
-                    if edge and shared:
+                    # The edge's key has no digest of the source: not with source_check.
+                    if edge and shared and not hashing.checks_source(call.cache):
                         to_edge(call.cache, response, call.options.timeout)
                     return data
                 try:  # each variant under its own key, a marker under the view's
@@ -431,19 +436,10 @@ class ViewsMixin(CacheOwner):
                 except Exception as error:  # the response is served all the same
                     fault(cache, error)
 
-            def finish_safely(call: Call, result: Any) -> tuple[Any, Any]:
-                try:
-                    return finish(call, result)
-                except UserCallableFailed as failed:
-                    if failed.propagate:
-                        raise failed.error from None
-                    failed.log(call.cache.log)
-                    return result, flight.NOTHING
-
-            wrapper = wrap(f, prepare, finish_safely, timeout)
+            wrapper = wrap(f, prepare, finish, timeout)
             wrapper.make_cache_key = make_key  # type: ignore[attr-defined]
-            wrapper.__forget_cached__ = forget  # type: ignore[attr-defined]
-            wrapper.__edge__ = edge  # type: ignore[attr-defined]
+            wrapper._uwsgicache_forget = forget  # type: ignore[attr-defined]
+            wrapper._uwsgicache_from_path = keys.from_path  # type: ignore[attr-defined]
             this.append(wrapper)
             return wrapper
 
@@ -456,14 +452,13 @@ class ViewsMixin(CacheOwner):
         query_args: Any = None,
         **kwargs: Any,
     ) -> bool:
-        """Forget what the ``cached`` view ``f`` stored for a GET of ``path`` (or of its
-        URL with the view arguments ``kwargs``) with ``query_args`` (a query string, a
-        mapping or pairs), as Flask-Caching's method of that name; for an
-        ``edge=True`` view, every copy of that path at the edge too. True if anything
-        was deleted."""
-        key = f.make_cache_key(path=path, query_args=query_args, **kwargs)  # type: ignore[attr-defined]
-        deleted = bool(self.cache.delete(key))
-        if getattr(f, "__edge__", False):
-            edge_path = path if path is not None else view_path(f, (), kwargs)
-            deleted = self.delete_edge(edge_path) or deleted
-        return deleted
+        """Forget what the ``cached`` view ``f`` stored for ``path`` (or for its URL with
+        the view arguments ``kwargs``), as Flask-Caching's method of that name. For a
+        view keyed by its path this forgets every copy of that path, whatever its
+        query string (``query_args`` is accepted, and more is forgotten), method, host
+        or ``Vary`` variant, in the cache and at the edge: what :meth:`delete_edge`
+        does, which needs no request. True if anything was deleted."""
+        if not getattr(f, "_uwsgicache_from_path", False):
+            key = f.make_cache_key(**kwargs)  # type: ignore[attr-defined]
+            return bool(self.cache.delete(key))
+        return self.delete_edge(path if path is not None else view_path(f, (), kwargs))

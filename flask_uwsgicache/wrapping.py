@@ -163,6 +163,20 @@ def function_name(f: Callable[..., Any]) -> str:
     return f"{f.__module__}.{f.__qualname__}"
 
 
+@functools.lru_cache(maxsize=1024)
+def _positional(function: Callable[..., Any]) -> float:
+    """How many arguments ``function`` takes by position (inf with ``*args``); read
+    once per function, not per call."""
+    kinds = [p.kind for p in inspect.signature(function).parameters.values()]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:
+        return float("inf")
+    return sum(
+        kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        for kind in kinds
+    )
+
+
+@functools.lru_cache(maxsize=1024)
 def _wants_arguments(function: Callable[..., Any]) -> bool:
     return bool(inspect.signature(function).parameters)
 
@@ -186,7 +200,7 @@ def staleness(
     call's arguments when it takes more than one parameter."""
     if is_stale is None:
         return None
-    extra = len(inspect.signature(is_stale).parameters) > 1
+    extra = _positional(is_stale) > 1
 
     def stale(value: Any) -> bool:
         if extra:
@@ -194,6 +208,46 @@ def staleness(
         return bool(user_call(is_stale, value))
 
     return stale
+
+
+def check_stale_options(is_stale: Any, stale_while_revalidate: float) -> None:
+    """``ValueError`` for options that cannot go together."""
+    if is_stale is not None and stale_while_revalidate:
+        raise ValueError(
+            "is_stale and stale_while_revalidate cannot go together: a copy served "
+            "stale while it is refreshed is never checked. Use one of them."
+        )
+
+
+def _stale(call: Call, value: Any) -> bool:
+    """``call.stale(value)``; an exception in it counts as stale (logged), or reaches
+    the app in debug and testing mode."""
+    assert call.stale is not None
+    try:
+        return call.stale(value)
+    except UserCallableFailed as failed:
+        if failed.propagate:
+            raise failed.error from None
+        failed.log(call.cache.log)
+        return True
+
+
+def _finish_safely(
+    finish: Callable[[Call, Any], tuple[Any, Any]],
+) -> Callable[[Call, Any], tuple[Any, Any]]:
+    """``finish`` with the app's own callables' errors (``response_filter``) logged and
+    the result served unstored, except in debug and testing mode."""
+
+    def safe(call: Call, result: Any) -> tuple[Any, Any]:
+        try:
+            return finish(call, result)
+        except UserCallableFailed as failed:
+            if failed.propagate:
+                raise failed.error from None
+            failed.log(call.cache.log)
+            return result, flight.NOTHING
+
+    return safe
 
 
 def forced(forced_update: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> bool:
@@ -279,6 +333,7 @@ def wrap(
     ``cache_timeout`` changes the timeout of what is stored from then on."""
     name = function_name(f)
     safe_prepare = guarded(prepare)
+    finish = _finish_safely(finish)
     this: list[Any] = []  # the wrapper, once made
 
     def start(args: Args, kwargs: Kwargs) -> Call | None:
@@ -310,7 +365,7 @@ def _sync_wrapper(
             return f(*args, **kwargs)
         looked_up, found = _lookup(call)
         if found is not MISSING:
-            if call.stale is None or not call.stale(found):
+            if call.stale is None or not _stale(call, found):
                 return _deliver(name, call, flight.Outcome(found, hit=True))
             call.forced = True  # is_stale: compute and store afresh
         steps = flight.plan(
@@ -336,7 +391,7 @@ def _async_wrapper(
             return await f(*args, **kwargs)
         looked_up, found = _lookup(call)
         if found is not MISSING:
-            if call.stale is None or not call.stale(found):
+            if call.stale is None or not _stale(call, found):
                 return _deliver(name, call, flight.Outcome(found, hit=True))
             call.forced = True  # is_stale: compute and store afresh
 

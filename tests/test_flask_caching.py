@@ -151,6 +151,12 @@ def test_redis_settings_become_one_url() -> None:
     )
     assert settings["UWSGICACHE_REDIS_URL"] == "redis://127.0.0.1:1/3"
     assert resolve({"CACHE_UWSGI_NAME": "mycache"})["UWSGICACHE_NAME"] == "mycache"
+    settings = resolve({"CACHE_REDIS_URL": "redis://127.0.0.1:1", "CACHE_REDIS_DB": 3})
+    assert settings["UWSGICACHE_REDIS_URL"] == "redis://127.0.0.1:1/3"
+    settings = resolve({"CACHE_REDIS_URL": "redis://127.0.0.1:1/2", "CACHE_REDIS_DB": 3})
+    assert settings["UWSGICACHE_REDIS_URL"] == "redis://127.0.0.1:1/2"
+    settings = resolve({"CACHE_REDIS_HOST": "::1"})
+    assert settings["UWSGICACHE_REDIS_URL"] == "redis://[::1]:6379/0"
     # Flask-Caching's defaults for a Redis CACHE_TYPE without any of them.
     settings = resolve({"CACHE_TYPE": "RedisCache"})
     assert settings["UWSGICACHE_REDIS_URL"] == "redis://localhost:6379/0"
@@ -184,7 +190,11 @@ def test_flask_caching_redis_config_talks_to_redis(
         ({"CACHE_ENABLE_SIGNALS": True}, "stats()"),
         ({"CACHE_SERIALIZER": object()}, "UWSGICACHE_SERIALIZER"),
         ({"CACHE_TYPE": "simple", "CACHE_THRESHOLD": 0}, "UWSGICACHE_MEMORY"),
-        ({"CACHE_HASH_METHOD": "sha256"}, "UWSGICACHE_HASH_METHOD"),
+        ({"CACHE_HASH_METHOD": "sha256"}, "CACHE_HASH_METHOD"),
+        ({"CACHE_DEFAULT_TIMEOUT": "300"}, "CACHE_DEFAULT_TIMEOUT"),
+        ({"CACHE_TYPE": None}, "UWSGICACHE_BACKEND"),  # FLASK_CACHE_TYPE=null
+        ({"CACHE_TYPE": "redis", "CACHE_REDIS_PORT": "abc"}, "CACHE_REDIS_PORT"),
+        ({"CACHE_UWSGI_NAME": 1}, "CACHE_UWSGI_NAME"),
     ],
 )
 def test_what_cannot_be_honoured_fails_at_init_app_naming_our_setting(
@@ -255,6 +265,7 @@ def test_delete_memoized_of_one_method_call_in_each_spelling(ext: UWSGICache) ->
         lambda cls, x: ext.delete_memoized(x.add, b=1),
     ]
     for number, spelling in enumerate(spellings):
+        ext.clear()  # room in the reference deployment's 19 items
         cls = memoized_adder(ext)
         x, y = cls(f"x{number}"), cls(f"y{number}")
         x.add(1), x.add(2), y.add(1)  # type: ignore[attr-defined]
@@ -636,15 +647,15 @@ def test_delete_cached_forgets_one_url_of_a_view(app: Flask, ext: UWSGICache) ->
     for _ in range(2):
         for url in urls:
             client.get(url)
-    assert ext.delete_cached(works, "/works/book", {"limit": 15}) is True
+    # Every copy of the path goes (a superset of Flask-Caching's one query string),
+    # whichever request, method or host asks.
+    with app.test_request_context("/works/x", method="POST", headers={"Host": "a:80"}):
+        assert ext.delete_cached(works, "/works/book", {"limit": 15}) is True
     assert ext.delete_cached(works, kind="film") is True
     assert ext.delete_cached(works, kind="film") is False
     for url in urls:
         client.get(url)
-    assert runs == ["book?limit=15", "book?limit=20", "film?"] + [
-        "book?limit=15",
-        "film?",
-    ]
+    assert runs == ["book?limit=15", "book?limit=20", "film?"] * 2
 
 
 def test_is_stale_recomputes_what_it_calls_stale(app: Flask, ext: UWSGICache) -> None:
@@ -679,3 +690,112 @@ def test_our_backend_setting_wins_over_any_cache_type(
     app = make_app(CACHE_TYPE="FileSystemCache", CACHE_OPTIONS={"a": 1})
     UWSGICache(app, config={"UWSGICACHE_BACKEND": "memory"})
     assert bound(app).backend.name == "memory"
+
+
+def test_make_cache_key_keeps_the_host_header_as_sent(app: Flask, ext: UWSGICache) -> None:
+    @app.route("/tart/<flavor>")
+    @ext.cached()
+    def tart(flavor: str) -> str:
+        return flavor
+
+    headers = {"Host": "example.com:80"}
+    app.test_client().get("/tart/plum", headers=headers)
+    with app.test_request_context("/elsewhere", method="POST", headers=headers):
+        assert ext.delete(tart.make_cache_key("plum")) is True  # type: ignore[attr-defined]
+
+
+def test_a_failed_init_app_leaves_the_config_as_it_was(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(CACHE_TYPE="RedisCache", CACHE_REDIS_URL="nowhere")
+    before = dict(app.config)
+    with pytest.raises(ValueError, match="redis"):
+        UWSGICache(app)
+    assert dict(app.config) == before
+    app.config.update(CACHE_TYPE="SimpleCache")
+    UWSGICache(app)
+    assert bound(app).backend.name == "memory"
+
+
+def test_the_null_backend_has_no_edge(make_app: Callable[..., Flask]) -> None:
+    app = make_app(CACHE_TYPE="null")
+    UWSGICache(app)
+    assert not bound(app).edge.caches
+    assert bound(app).edge.reason == "the null backend stores nothing, at the edge neither"
+
+
+def test_unnamed_fragments_of_string_templates_are_told_apart(
+    app: Flask, ext: UWSGICache
+) -> None:
+    with app.test_request_context():
+        first = render_template_string("{% cache 60 %}price list{% endcache %}")
+        second = render_template_string("{% cache 60 %}admin menu{% endcache %}")
+    assert (first, second) == ("price list", "admin menu")
+
+
+def test_an_entry_from_before_delete_memoized_never_comes_back(
+    ext: UWSGICache, advance: Callable[[float], None]
+) -> None:
+    cls = memoized_adder(ext)
+    x = cls("returns")
+    x.add(1)  # type: ignore[attr-defined]
+    vars(cls)["add"].cache_timeout = 1  # shorter from now on
+    assert ext.delete_memoized(x.add) is True  # type: ignore[attr-defined]
+    x.add(1)  # type: ignore[attr-defined]
+    advance(2.2)  # the instance's version is gone too: a new one, not the old key
+    x.add(1)  # type: ignore[attr-defined]
+    assert x.runs == [1, 1, 1]
+
+
+def test_delete_memoized_of_a_method_whose_first_parameter_is_not_self(
+    ext: UWSGICache,
+) -> None:
+    runs: list[int] = []
+
+    class Odd:
+        @ext.memoize()
+        def value(this, x: int) -> int:  # noqa: N805
+            runs.append(x)
+            return x
+
+    odd = Odd()
+    odd.value(1), odd.value(1)
+    assert ext.delete_memoized(odd.value) is True  # every entry: it cannot tell whose
+    odd.value(1)
+    assert runs == [1, 1]
+
+
+def test_is_stale_with_stale_while_revalidate_is_refused(ext: UWSGICache) -> None:
+    with pytest.raises(ValueError, match="cannot go together"):
+        ext.memoize(is_stale=lambda value: True, stale_while_revalidate=5)
+    with pytest.raises(ValueError, match="cannot go together"):
+        ext.cached(is_stale=lambda value: True, stale_while_revalidate=5)
+
+
+def test_errors_in_is_stale_and_response_filter_never_reach_the_client(
+    make_app: Callable[..., Flask], log_lines: Callable[[], list[str]]
+) -> None:
+    app = make_app(UWSGICACHE_BACKEND="memory", TESTING=False)
+    ext = UWSGICache(app)
+    runs: list[str] = []
+
+    def broken(*args: Any, strict: bool = False) -> bool:
+        raise RuntimeError("bug in the app's callable")
+
+    @app.route("/stale")
+    @ext.cached(is_stale=broken)
+    def page() -> str:
+        runs.append("page")
+        return "page"
+
+    @ext.memoize(response_filter=broken)
+    def value(x: int) -> int:
+        runs.append("value")
+        return x
+
+    client = app.test_client()
+    assert [client.get("/stale").status_code for _ in range(2)] == [200, 200]
+    with app.app_context():
+        assert value(1) == value(1) == 1
+    assert runs == ["page", "page", "value", "value"]  # recomputed, never a 500
+    assert any("bug in the app's callable" in line for line in log_lines())
