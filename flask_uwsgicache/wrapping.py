@@ -312,14 +312,19 @@ def _deliver(name: str, call: Call, outcome: flight.Outcome) -> Any:
 
 def _lookup(call: Call) -> tuple[bool, Any]:
     """``(settled, value)``: a plain read settles a call unless it is forced or serves
-    stale copies; the value is ``MISSING`` on a miss (or a fault, logged)."""
+    stale copies; the value is ``MISSING`` on a miss (or a fault, logged). A value
+    ``is_stale`` rejects forces the call."""
     if call.forced or call.options.stale_while_revalidate:
         return False, MISSING
     try:
-        return True, flight.read(call.cache, call.key, call.options.decode)
+        found = flight.read(call.cache, call.key, call.options.decode)
     except Exception as error:
         fault(call.cache, error)
         return True, MISSING
+    if found is not MISSING and call.stale is not None and _stale(call, found):
+        call.forced = True  # compute and store afresh
+        return False, MISSING
+    return True, found
 
 
 def wrap(
@@ -365,9 +370,7 @@ def _sync_wrapper(
             return f(*args, **kwargs)
         looked_up, found = _lookup(call)
         if found is not MISSING:
-            if call.stale is None or not _stale(call, found):
-                return _deliver(name, call, flight.Outcome(found, hit=True))
-            call.forced = True  # is_stale: compute and store afresh
+            return _deliver(name, call, flight.Outcome(found, hit=True))
         steps = flight.plan(
             call.cache, call.key, call.options, call.forced, looked=looked_up
         )
@@ -391,9 +394,7 @@ def _async_wrapper(
             return await f(*args, **kwargs)
         looked_up, found = _lookup(call)
         if found is not MISSING:
-            if call.stale is None or not _stale(call, found):
-                return _deliver(name, call, flight.Outcome(found, hit=True))
-            call.forced = True  # is_stale: compute and store afresh
+            return _deliver(name, call, flight.Outcome(found, hit=True))
 
         async def compute() -> tuple[Any, Any]:
             return finish(call, await f(*args, **kwargs))
