@@ -56,6 +56,9 @@ class Memoized:
         self.first = (
             parameters[0] if parameters and parameters[0] in ("self", "cls") else None
         )
+        #: Whether each instance has a version of its own (an instance method whose
+        #: ``self`` is part of the key).
+        self.per_instance = self.first == "self" and "self" not in self.ignore
         #: The decorated function's current ``cache_timeout`` (it may change).
         self.timeout: Callable[[], float | None] = lambda: options.timeout
 
@@ -68,7 +71,7 @@ class Memoized:
         that is missing and cannot be stored (a full cache) is a new random one, so a
         key never falls back to one that entries were stored under before."""
         versions, key = cache.internal, VERSION_PREFIX + self.name
-        if self.first != "self" or not args:
+        if not self.per_instance or not args:
             return self._made(versions, key, versions.get(key), 0, create)
         instance_key = self._instance_key(args[0])
         version, instance = versions.get_many(key, instance_key)
@@ -220,7 +223,7 @@ class MemoizeMixin(wrapping.CacheOwner):
         if bound is not None and args and args[0] is bound:
             args = args[1:]
         if not args and not kwargs:
-            if bound is None or inspect.isclass(bound) or memoized.first != "self":
+            if bound is None or inspect.isclass(bound) or not memoized.per_instance:
                 return self.delete_memoized_verhash(f)
             return memoized.forget_instance(self.cache.space(MEMOIZED), bound)
         if bound is not None:

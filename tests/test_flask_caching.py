@@ -799,3 +799,16 @@ def test_errors_in_is_stale_and_response_filter_never_reach_the_client(
         assert value(1) == value(1) == 1
     assert runs == ["page", "page", "value", "value"]  # recomputed, never a 500
     assert any("bug in the app's callable" in line for line in log_lines())
+
+
+def test_args_to_ignore_self_shares_entries_between_instances(ext: UWSGICache) -> None:
+    runs: list[int] = []
+
+    class Shared:
+        @ext.memoize(args_to_ignore=["self"])
+        def value(self, x: int) -> int:
+            runs.append(x)
+            return x
+
+    assert Shared().value(1) == Shared().value(1) == 1
+    assert runs == [1]
