@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from . import flight
+from . import flight, timeouts
 from .backends.base import Backend
 from .edge import Edge
 from .envelope import (
@@ -156,8 +156,8 @@ class BoundCache:
         the backend may drop it (each backend rounds up to what its store can do)."""
         if timeout is None:
             timeout = self.default_timeout
-        if timeout < 0:
-            raise ValueError(f"timeout must be 0 (never) or more seconds, not {timeout}")
+        else:
+            timeout = timeouts.checked(timeout)
         if not timeout:
             return 0.0, 0
         return self.clock() + timeout, timeout
@@ -494,6 +494,8 @@ class BoundCache:
             value = default() if callable(default) else default
             return value, value
 
+        if timeout is not None:  # before anything is computed
+            timeouts.checked(timeout)
         options = flight.Options(
             timeout=timeout,
             single_flight=single_flight,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from . import timeouts
 from .edge import DEFAULT_EDGE
 
 DEFAULTS: dict[str, Any] = {
@@ -137,12 +138,12 @@ def resolve(
 
 def validate(settings: Mapping[str, Any]) -> None:
     """``ValueError`` for settings that are wrong whatever the backend."""
-    timeout = settings["UWSGICACHE_DEFAULT_TIMEOUT"]
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-        raise ValueError(
-            f"UWSGICACHE_DEFAULT_TIMEOUT is {timeout!r}; set it to a number of seconds "
-            f"(0 for never)."
+    try:
+        timeouts.checked(
+            settings["UWSGICACHE_DEFAULT_TIMEOUT"], "UWSGICACHE_DEFAULT_TIMEOUT"
         )
+    except TypeError as error:  # a setting: always ValueError
+        raise ValueError(str(error)) from None
     source_check = settings["UWSGICACHE_SOURCE_CHECK"]
     if not isinstance(source_check, bool):
         raise ValueError(

@@ -162,7 +162,7 @@ class MemoizeMixin(wrapping.CacheOwner):
         (the key of one call, in the memoized key space: ``cache.delete(key)`` forgets
         it) and ``delete_memoized()`` (forgets every entry).
         """
-        wrapping.check_stale_options(is_stale, stale_while_revalidate)
+        wrapping.check_options(timeout, is_stale, stale_while_revalidate)
         options = flight.Options(
             timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
         )

@@ -240,7 +240,7 @@ class ViewsMixin(CacheOwner):
         ``delete_edge(path)``. Only for views whose key is the default one and that
         use no per-request options.
         """
-        wrapping.check_stale_options(is_stale, stale_while_revalidate)
+        wrapping.check_options(timeout, is_stale, stale_while_revalidate)
         options = flight.Options(
             timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
         )

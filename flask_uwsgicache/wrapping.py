@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Response, current_app, has_app_context
 
-from . import flight
+from . import flight, timeouts
 from .cache import BoundCache
 from .envelope import MISSING
 from .logs import RateLimitedLog
@@ -210,8 +210,12 @@ def staleness(
     return stale
 
 
-def check_stale_options(is_stale: Any, stale_while_revalidate: float) -> None:
-    """``ValueError`` for options that cannot go together."""
+def check_options(timeout: Any, is_stale: Any, stale_while_revalidate: float) -> None:
+    """``TypeError`` or ``ValueError`` for a decorator's options that are wrong or cannot
+    go together (a timeout is checked again when it is used: ``cache_timeout`` may
+    be set later)."""
+    if timeout is not None:
+        timeouts.checked(timeout)
     if is_stale is not None and stale_while_revalidate:
         raise ValueError(
             "is_stale and stale_while_revalidate cannot go together: a copy served "

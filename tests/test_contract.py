@@ -403,3 +403,39 @@ def test_stats_describe_the_cache(cache: BoundCache) -> None:
     assert stats["signed"] is True
     bounded = cache.backend.bounded
     assert stats["items"] == (cache.backend.options.usable_items if bounded else None)
+
+
+BAD_TIMEOUTS = [
+    (float("nan"), ValueError),
+    (float("inf"), ValueError),
+    (1e308, ValueError),
+    (2**63, ValueError),
+    (-1, ValueError),
+    (True, TypeError),
+    ("60", TypeError),
+    ([1], TypeError),
+]
+
+
+@pytest.mark.parametrize(("timeout", "error"), BAD_TIMEOUTS, ids=repr)
+def test_a_bad_timeout_is_refused_the_same_everywhere_and_nothing_is_stored(
+    cache: BoundCache, timeout: Any, error: type[Exception]
+) -> None:
+    calls: list[Callable[[], object]] = [
+        lambda: cache.set("k", 1, timeout=timeout),
+        lambda: cache.add("k", 1, timeout=timeout),
+        lambda: cache.set_many({"k": 1}, timeout=timeout),
+        lambda: cache.inc("k", timeout=timeout),
+        lambda: cache.get_or_set("k", lambda: 1, timeout=timeout),
+    ]
+    for call in calls:
+        with pytest.raises(error, match=r"timeout is .*from 0 \(never expire\) to"):
+            call()
+        assert cache.get("k") is None and not cache.has("k")
+    # A live entry keeps its own expiry.
+    assert cache.set("k", 1, timeout=0)
+    with pytest.raises(error, match="timeout"):
+        cache.touch("k", timeout=timeout)
+    assert cache.get("k") == 1
+    # Control: the largest accepted timeout is stored.
+    assert cache.set("big", 1, timeout=2**31 - 1) and cache.get("big") == 1

@@ -263,3 +263,18 @@ def test_the_public_fallback_for_flasks_private_context_variable(
     with app.app_context():
         assert cache.set("k", 1) and cache.get("k") == 1
         assert contexts.PublicAppContext().get().app is app
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1, True, "300", 2**63])
+def test_a_bad_timeout_is_refused_in_the_config_and_by_the_decorators(
+    make_app: MakeApp, timeout: Any
+) -> None:
+    app = make_app(UWSGICACHE_BACKEND="memory", UWSGICACHE_DEFAULT_TIMEOUT=timeout)
+    with pytest.raises(ValueError, match="UWSGICACHE_DEFAULT_TIMEOUT is"):
+        UWSGICache(app)
+    ext = UWSGICache(make_app(UWSGICACHE_BACKEND="memory"))
+    for decorator in (ext.cached, ext.memoize):
+        with pytest.raises((TypeError, ValueError), match="timeout is"):
+            decorator(timeout=timeout)
+    # Control: a good one is taken.
+    assert callable(ext.cached(timeout=60)) and callable(ext.memoize(timeout=0.5))
