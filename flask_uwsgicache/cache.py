@@ -11,6 +11,7 @@ plus a log line.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -92,6 +93,10 @@ class BoundCache:
         self._last_sweep = -math.inf
         #: The settings this cache was built from (:func:`flask_uwsgicache.config.resolve`).
         self.settings: dict[str, Any] = {}
+        #: The decorators' defaults (``UWSGICACHE_SOURCE_CHECK`` and
+        #: ``UWSGICACHE_HASH_METHOD``), read once rather than from the settings per call.
+        self.source_check = False
+        self.hash_method: Callable[..., Any] = hashlib.md5
         self.view_stats = ViewStats()
         #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
         self.fast_prefixes: dict[tuple[str, bool], None] = {}

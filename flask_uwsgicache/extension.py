@@ -7,6 +7,7 @@ its cache methods act on the current app's cache.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -59,6 +60,8 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         ),
     )
     cache.settings = dict(config)
+    cache.source_check = config["UWSGICACHE_SOURCE_CHECK"]
+    cache.hash_method = config["UWSGICACHE_HASH_METHOD"] or hashlib.md5
     cache.shared_cookies = _shared_cookies(config)
     cache.credentials = environ_names(
         personal_headers(config["UWSGICACHE_PERSONAL_HEADERS"])

@@ -18,8 +18,10 @@ from typing import Any
 
 from . import flight, wrapping
 from .cache import BoundCache
+from .callables import Args, Kwargs, bypass, forced, staleness
+from .hashing import Hashing
 from .keys import MEMOIZED, short_digest
-from .wrapping import Call, Hashing
+from .wrapping import Call
 
 VERSION_PREFIX = "memver:"
 
@@ -75,10 +77,11 @@ class Memoized:
             return self._made(versions, key, versions.get(key), 0, create)
         instance_key = self._instance_key(args[0])
         version, instance = versions.get_many(key, instance_key)
-        # The instance's version lives as long as its entries: gone, they are too.
-        ttl = flight.ttl_of(
-            cache, dataclasses.replace(self.options, timeout=self.timeout())
-        )
+        ttl = 0.0
+        if instance is None and create:
+            # The instance's version lives as long as its entries: gone, they are too.
+            options = dataclasses.replace(self.options, timeout=self.timeout())
+            ttl = flight.ttl_of(cache, options)
         return (
             self._made(versions, key, version, 0, create)
             + "."
@@ -177,17 +180,17 @@ class MemoizeMixin(wrapping.CacheOwner):
                 options,
             )
 
-            def prepare(args: wrapping.Args, kwargs: wrapping.Kwargs) -> Call | None:
-                if wrapping.bypass(unless, f, *args, **kwargs):
+            def prepare(args: Args, kwargs: Kwargs) -> Call | None:
+                if bypass(unless, f, *args, **kwargs):
                     return None
                 cache = self.cache.space(MEMOIZED)
                 try:
                     key = memoized.key(cache, args, kwargs)
                 except ArgumentsDoNotFit:
                     return None  # the call itself raises the TypeError
-                forced = wrapping.forced(forced_update, *args, **kwargs)
-                stale = wrapping.staleness(is_stale, args, kwargs)
-                return Call(cache, key, options, forced=forced, stale=stale)
+                forcing = forced(forced_update, *args, **kwargs)
+                stale = staleness(is_stale, args, kwargs)
+                return Call(cache, key, options, forced=forcing, stale=stale)
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:
                 return wrapping.keep_result(result, cache_none, response_filter)

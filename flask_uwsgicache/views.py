@@ -36,24 +36,14 @@ from werkzeug.test import EnvironBuilder
 
 from . import flight, responses, wrapping
 from .cache import BoundCache
+from .callables import Args, Kwargs, bypass, forced, staleness, user_call
 from .envelope import MISSING
+from .hashing import Hashing
 from .keys import RESULTS
 from .privacy import EVERY_HEADER, Watch, is_conditional, is_personal
 from .responses import CachedResponse
 from .viewkeys import variant_key, view_key
-from .wrapping import (
-    Args,
-    CacheOwner,
-    Call,
-    Hashing,
-    Kwargs,
-    bypass,
-    fault,
-    function_name,
-    keep_result,
-    user_call,
-    wrap,
-)
+from .wrapping import CacheOwner, Call, fault, function_name, keep_result, wrap
 
 _CACHEABLE_METHODS = ("GET", "HEAD")
 
@@ -334,18 +324,18 @@ class ViewsMixin(CacheOwner):
                     return None
                 space = cache.responses if view else cache.space(RESULTS)
                 key = call_keys.key(space, args, kwargs)
-                forced = wrapping.forced(forced_update, *args, **kwargs)
+                forcing = forced(forced_update, *args, **kwargs)
                 if view and fast and not hashing.checks_source(cache):
                     cache.fast_prefixes[(str(key_prefix), query_string)] = None
                 return Call(
                     space,
                     key,
                     view_options if view else options,
-                    forced=forced,
+                    forced=forcing,
                     view=view,
                     hit_indication=response_hit_indication,
                     watch=Watch.start() if guarded else None,
-                    stale=wrapping.staleness(is_stale, args, kwargs),
+                    stale=staleness(is_stale, args, kwargs),
                 )
 
             def finish(call: Call, result: Any) -> tuple[Any, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -19,13 +18,11 @@ from flask import Response, current_app, has_app_context
 
 from . import flight, timeouts
 from .cache import BoundCache
+from .callables import Args, Kwargs, UserCallableFailed, user_call
 from .envelope import MISSING
 from .logs import RateLimitedLog
 from .privacy import Watch
 from .viewstats import HIT, MISS, REFUSED
-
-Args = tuple[Any, ...]
-Kwargs = dict[str, Any]
 
 
 # slots, not frozen: built on every call, and a frozen __init__ costs ~1 µs.
@@ -87,127 +84,9 @@ def joined(chunks: list[Any]) -> Any:
     return chunks
 
 
-class UserCallableFailed(Exception):
-    """An exception raised by one of the app's own callables given to a decorator."""
-
-    def __init__(self, function: Callable[..., Any], error: Exception) -> None:
-        super().__init__(f"{getattr(function, '__qualname__', function)!s}: {error!r}")
-        self.error = error
-        #: True in debug and testing mode: the error reaches the app as it is.
-        self.propagate = has_app_context() and bool(
-            current_app.debug or current_app.testing
-        )
-
-    def log(self, log: RateLimitedLog) -> None:
-        """Log it (rate-limited); the call goes on uncached."""
-        log.warning(
-            "UserCallableFailed",
-            f"flask-uwsgicache: going on uncached: the app's callable {self}",
-        )
-
-
-def user_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``function(*args, **kwargs)``, an app's own callable; its exception comes out as
-    :class:`UserCallableFailed`."""
-    try:
-        return function(*args, **kwargs)
-    except Exception as error:
-        raise UserCallableFailed(function, error) from error
-
-
-class Hashing:
-    """How a decorator hashes keys and, with ``source_check``, ``f``'s source code: as
-    the decorator was given, else as the app says (``UWSGICACHE_HASH_METHOD``, md5 when
-    unset; ``UWSGICACHE_SOURCE_CHECK``)."""
-
-    def __init__(
-        self,
-        f: Callable[..., Any],
-        hash_method: Callable[..., Any] | None,
-        source_check: bool | None,
-    ) -> None:
-        self.f = f
-        self.hash_method = hash_method
-        self.source_check = source_check
-        self._sources: dict[Callable[..., Any], str] = {}
-
-    def method(self, cache: BoundCache) -> Callable[..., Any]:
-        """The hash constructor for ``cache``'s app."""
-        return (
-            self.hash_method or cache.settings.get("UWSGICACHE_HASH_METHOD") or hashlib.md5
-        )
-
-    def checks_source(self, cache: BoundCache) -> bool:
-        """Whether keys carry a digest of the source."""
-        if self.source_check is not None:
-            return self.source_check
-        return bool(cache.settings.get("UWSGICACHE_SOURCE_CHECK", False))
-
-    def source(self, cache: BoundCache) -> str:
-        """A digest of ``f``'s source code if keys carry one, else ``""``."""
-        if not self.checks_source(cache):
-            return ""
-        method = self.method(cache)
-        digest = self._sources.get(method)
-        if digest is None:
-            try:  # the text, so a changed constant changes the digest too
-                code = inspect.getsource(self.f).encode()
-            except (OSError, TypeError):  # no source file (a REPL, a zipapp)
-                code = self.f.__code__.co_code + repr(self.f.__code__.co_consts).encode()
-            digest = self._sources[method] = method(code).hexdigest()[:16]
-        return digest
-
-
 def function_name(f: Callable[..., Any]) -> str:
     """The name statistics and memoize keys use for ``f``."""
     return f"{f.__module__}.{f.__qualname__}"
-
-
-@functools.lru_cache(maxsize=1024)
-def _positional(function: Callable[..., Any]) -> float:
-    """How many arguments ``function`` takes by position (inf with ``*args``); read
-    once per function, not per call."""
-    kinds = [p.kind for p in inspect.signature(function).parameters.values()]
-    if inspect.Parameter.VAR_POSITIONAL in kinds:
-        return float("inf")
-    return sum(
-        kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        for kind in kinds
-    )
-
-
-@functools.lru_cache(maxsize=1024)
-def _wants_arguments(function: Callable[..., Any]) -> bool:
-    return bool(inspect.signature(function).parameters)
-
-
-def bypass(
-    unless: Callable[..., Any] | None, f: Callable[..., Any], *args: Any, **kwargs: Any
-) -> bool:
-    """Whether ``unless`` says to skip the cache. As in Flask-Caching, ``unless`` gets the
-    function and its arguments when it accepts arguments, and nothing otherwise."""
-    if unless is None:
-        return False
-    if _wants_arguments(unless):
-        return bool(user_call(unless, f, *args, **kwargs))
-    return bool(user_call(unless))
-
-
-def staleness(
-    is_stale: Callable[..., Any] | None, args: Args, kwargs: Kwargs
-) -> Callable[[Any], bool] | None:
-    """``is_stale`` for one call: as in Flask-Caching it gets the found value, and the
-    call's arguments when it takes more than one parameter."""
-    if is_stale is None:
-        return None
-    extra = _positional(is_stale) > 1
-
-    def stale(value: Any) -> bool:
-        if extra:
-            return bool(user_call(is_stale, value, *args, **kwargs))
-        return bool(user_call(is_stale, value))
-
-    return stale
 
 
 def check_options(timeout: Any, is_stale: Any, stale_while_revalidate: float) -> None:
@@ -252,16 +131,6 @@ def _finish_safely(
             return result, flight.NOTHING
 
     return safe
-
-
-def forced(forced_update: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> bool:
-    """Whether ``forced_update`` says to compute and store afresh. As in Flask-Caching,
-    it gets the call's arguments when it accepts arguments, and nothing otherwise."""
-    if forced_update is None:
-        return False
-    if _wants_arguments(forced_update):
-        return bool(user_call(forced_update, *args, **kwargs))
-    return bool(user_call(forced_update))
 
 
 def _app_log() -> RateLimitedLog:
