@@ -21,6 +21,8 @@ from . import flight, timeouts
 from .backends.base import Backend
 from .edge import Edge
 from .envelope import (
+    COUNTER_MAX,
+    COUNTER_MIN,
     LEAD,
     MISSING,
     SIGNED,
@@ -31,8 +33,15 @@ from .envelope import (
     Envelope,
     expiry_of,
 )
-from .errors import CacheError, CacheFullError, InvalidKeyError, NotACounterError
-from .keys import HASHED_TAIL, INTERNAL, MEMOIZED, RESPONSES, RESULTS, USER
+from .errors import (
+    BackendUnavailableError,
+    CacheError,
+    CacheFullError,
+    CounterOverflowError,
+    InvalidKeyError,
+    NotACounterError,
+)
+from .keys import HASHED_TAIL, INTERNAL, MEMOIZED, RESPONSES, RESULTS, USER, fenced
 from .keys import storage_key as encode_key
 from .logs import RateLimitedLog
 from .viewstats import ViewStats
@@ -66,13 +75,14 @@ class BoundCache:
         self.edge = edge or Edge({}, "no edge is configured", self.log)
         #: The bytes every storage key of this object starts with: the app's prefix and
         #: the key space (:mod:`flask_uwsgicache.keys`); ``space()`` gives the others.
-        self._prefix_bytes = key_prefix.encode("utf-8", "surrogatepass")
+        self._prefix_bytes = fenced(key_prefix)
         self._max_key = min(backend.max_key_size, 65535)
         # Room for a space marker, a view key's shortest stem and "?" in the readable
         # head of a hashed key: delete_edge finds a path's entries by that head.
         if len(self._prefix_bytes) + _MIN_HEAD + HASHED_TAIL > self._max_key:
             raise ValueError(
-                f"UWSGICACHE_KEY_PREFIX is {len(self._prefix_bytes)} bytes; with a hashed "
+                f"UWSGICACHE_KEY_PREFIX takes {len(self._prefix_bytes)} bytes of every key "
+                f"(its UTF-8 and an end marker); with a hashed "
                 f"key it must leave {_MIN_HEAD + HASHED_TAIL} bytes of the cache's "
                 f"keysize={backend.max_key_size}. Use a shorter prefix or raise keysize "
                 f"in the cache2 line."
@@ -371,7 +381,9 @@ class BoundCache:
     def clear(self) -> bool:
         """Remove every entry under this app's ``UWSGICACHE_KEY_PREFIX``.
 
-        With an empty prefix the app owns the whole cache and all of it is cleared.
+        Prefixes never overlap (``shop:`` does not clear ``shop:admin:``'s entries:
+        :mod:`flask_uwsgicache.keys`). With an empty prefix the app owns the whole
+        cache and all of it is cleared, other apps' entries included.
         The edge caches are emptied too. uWSGI walks every slot under its write lock
         for this: keep it off hot paths.
         """
@@ -415,7 +427,7 @@ class BoundCache:
 
     # -- counters -----------------------------------------------------------------------
 
-    def inc(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int | None:
+    def inc(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int:
         """Add ``delta`` to the integer under ``key`` and return the new value.
 
         A missing (or expired) key counts as 0 and gets ``timeout``; an existing counter
@@ -425,15 +437,25 @@ class BoundCache:
         docs/uwsgi-cache2-facts.rst §6), or in one atomic call where the store has
         counters (Redis).
         ``inc`` and ``dec`` serialise with each other, ``add`` and ``touch``, not with
-        ``set``. Raises :class:`NotACounterError` (and changes nothing) if the key holds
-        a value that is not an ``int``. Returns ``None`` if the write was refused.
+        ``set``.
+
+        Counters hold signed 64-bit values on every backend. Raises, leaving the key as
+        it was: :class:`NotACounterError` if it holds a value that is not an ``int``,
+        :class:`CounterOverflowError` if the result (or ``delta``) is outside
+        ``-2**63 .. 2**63 - 1``, and the :class:`CacheError` of a refused write (a full
+        cache, Redis down), whatever ``UWSGICACHE_RAISE_ERRORS`` says: there is no
+        ``False`` to return, and a counter must not silently stop counting.
         """
         if type(delta) is not int:
             raise TypeError(f"delta must be an int, not {type(delta).__name__}")
         try:
+            if not COUNTER_MIN <= delta <= COUNTER_MAX:
+                raise CounterOverflowError(
+                    f"delta {delta} is outside the signed 64-bit range of counters"
+                )
             storage_key = self.storage_key(key)
             if self.backend.native_counters:  # one atomic call (Redis' INCRBY)
-                return self.backend.incr(storage_key, delta, self._expiry(timeout)[1])
+                return self._native_inc(key, storage_key, delta, timeout)
             with self.backend.lock():
                 current, expires_at = self._read_counter(key, storage_key)
                 if expires_at is None:
@@ -442,17 +464,53 @@ class BoundCache:
                     # Keep the counter's expiry (a hair ahead: 0 would mean never).
                     ttl = max(expires_at - self.clock(), 0.001) if expires_at else 0
                 value = current + delta
+                if not COUNTER_MIN <= value <= COUNTER_MAX:
+                    raise CounterOverflowError(
+                        f"{current} + {delta} is outside the signed 64-bit range of "
+                        f"counters"
+                    )
                 entry = self.envelope.encode(storage_key, value, expires_at)
                 self._write(self.backend.set, storage_key, entry, ttl)
-        except NotACounterError:
+        except (NotACounterError, CounterOverflowError, InvalidKeyError):
             raise
         except CacheError as error:
-            self._refused(error)
-            return None
+            self.log.warning(
+                f"inc {type(error).__name__}",
+                f"flask-uwsgicache could not count {key!r}: {error}",
+            )
+            raise
         return value
 
-    def dec(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int | None:
+    def _native_inc(
+        self, key: str, storage_key: bytes, delta: int, timeout: float | None
+    ) -> int:
+        """inc by the store's atomic counter. What the store's script cannot tell apart
+        is settled here, as on the other backends: a live value that is not an int
+        raises, an int too big to be a counter is an overflow, and an entry that is
+        no valid one (tampered, a forged counter) counts as missing."""
+        ttl = self._expiry(timeout)[1]
+        mac_key = self.envelope.counter_key
+        try:
+            return self.backend.incr(storage_key, delta, ttl, mac_key)
+        except NotACounterError:
+            if self.has(key):
+                if type(self.get(key)) is int:
+                    raise CounterOverflowError(
+                        f"the int under {key!r} is outside the signed 64-bit range of "
+                        f"counters"
+                    ) from None
+                raise NotACounterError(
+                    f"cannot inc/dec key {key!r}: it holds something other than an "
+                    f"int. It was left unchanged; delete it or use another key."
+                ) from None
+        self._rejected(storage_key, EntryRejected("not a valid counter; counted from 0"))
+        self.backend.delete(storage_key)
+        return self.backend.incr(storage_key, delta, ttl, mac_key)
+
+    def dec(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int:
         """Subtract ``delta``; see :meth:`inc`."""
+        if type(delta) is not int:
+            raise TypeError(f"delta must be an int, not {type(delta).__name__}")
         return self.inc(key, -delta, timeout=timeout)
 
     def _read_counter(self, key: str, storage_key: bytes) -> tuple[int, float | None]:
@@ -521,9 +579,16 @@ class BoundCache:
         }
 
     def stats(self) -> dict[str, Any]:
-        """:meth:`describe`, the number of entries under this prefix, per-view counts."""
-        return {
-            **self.describe(),
-            "entries": len(self.own_keys()),
-            "views": self.view_stats.totals(self),
-        }
+        """:meth:`describe`, the number of entries under this prefix, per-view counts.
+
+        When the store cannot be read (Redis down), ``entries`` is None, ``views`` is
+        empty and ``unavailable`` says why.
+        """
+        try:
+            counts = {
+                "entries": len(self.own_keys()),
+                "views": self.view_stats.totals(self),
+            }
+        except BackendUnavailableError as error:
+            counts = {"entries": None, "views": {}, "unavailable": str(error)}
+        return {**self.describe(), **counts}

@@ -21,10 +21,20 @@
 Entries are never empty (uWSGI refuses empty values) and end in a fixed trailer, so
 bytes this module did not write are rejected rather than misread.
 
-One exception, for stores with atomic counters (Redis' INCRBY): with ``bare_ints`` an
-``int`` is stored as its bare decimal digits, which the store can increment. Such an
-entry has no expiry field (the store's own expiry is exact there) and no MAC: a bare
-int can only ever be read as an int, never unpickled.
+One exception, for stores with atomic counters (Redis' INCRBY, run in a script): with
+``bare_ints`` an ``int`` of the counters' range (signed 64-bit) is stored as a *counter
+entry*: its decimal digits, which the store can increment, and when signing is on ``:``
+and a MAC in hex the store's script can compute and check (Redis scripts have SHA-1,
+not BLAKE2b)::
+
+    digits [":" sha1hex(K + sha1hex(K + key + ":" + digits))]
+
+``K`` (:attr:`Envelope.counter_key`) is derived from the secret for this use only, so
+what the script is given cannot sign other entries. The nested hash is not open to
+length extension, and the digits cannot hold a ":", so key and digits split one way.
+Such an entry has no expiry field (the store's own expiry is exact there), can only
+ever be read as an int, and with signing on, digits without a valid MAC are rejected
+like any other unsigned entry.
 """
 
 from __future__ import annotations
@@ -45,8 +55,13 @@ LEAD: Final = MAGIC + bytes([VERSION])
 TRAILER: Final = struct.Struct("<dB3s")
 TRAILER_SIZE: Final = TRAILER.size
 MAC_SIZE: Final = 16
-# What Redis INCRBY reads and writes: a signed 64-bit integer in decimal.
+# What Redis INCRBY reads and writes: a signed 64-bit integer in decimal (a counter
+# entry's digits; signed ones are followed by ":" and a SHA-1 in hex).
 _BARE_INT: Final = re.compile(rb"-?[0-9]{1,19}")
+_SIGNED_INT: Final = re.compile(rb"(-?[0-9]{1,19}):([0-9a-f]{40})")
+#: The range of counters on every backend (Redis' INCRBY, uWSGI's int64).
+COUNTER_MIN: Final = -(2**63)
+COUNTER_MAX: Final = 2**63 - 1
 _SIGNED_TAIL: Final = MAC_SIZE + TRAILER_SIZE
 SIGNED: Final = 0x10
 TAG_MASK: Final = 0x0F
@@ -122,6 +137,15 @@ class Envelope:
         self._mac_base = (
             None if secret is None else hashlib.blake2b(key=secret, digest_size=MAC_SIZE)
         )
+        #: The key of counter entries' MACs (see the module docstring); empty when
+        #: entries are not signed.
+        self.counter_key = (
+            b""
+            if secret is None
+            else hmac.new(secret, b"flask-uwsgicache counter entries", "sha256")
+            .hexdigest()
+            .encode()
+        )
         # Only these tags are read back: an entry tagged with another serializer (a
         # pickle planted in a json-configured cache, say) is rejected, never loaded.
         loaders: dict[int, Callable[[Payload], Any]] = {
@@ -162,8 +186,8 @@ class Envelope:
         elif kind is str:
             tag, payload = TAG_STR, value.encode("utf-8", "surrogatepass")
         elif kind is int:
-            if self.bare_ints and -(2**63) <= value < 2**63:
-                return b"%d" % value
+            if self.bare_ints and COUNTER_MIN <= value <= COUNTER_MAX:
+                return self.counter_entry(key, b"%d" % value)
             tag, payload = TAG_INT, b"%d" % value
         else:
             tag = self.serializer.tag
@@ -177,6 +201,36 @@ class Envelope:
                 ) from exc
         return self._seal(key, tag, payload, expires_at)
 
+    def counter_entry(self, key: bytes, digits: bytes) -> bytes:
+        """The counter entry holding ``digits`` under ``key`` (see the module docstring)."""
+        if not self.counter_key:
+            return digits
+        return digits + b":" + self._counter_mac(key, digits)
+
+    def _counter_mac(self, key: bytes, digits: bytes) -> bytes:
+        inner = hashlib.sha1(self.counter_key + key + b":" + digits).hexdigest()
+        return hashlib.sha1(self.counter_key + inner.encode()).hexdigest().encode()
+
+    def counter_value(self, key: bytes, entry: bytes) -> int | None:
+        """The int in a counter entry; None if ``entry`` is not one (only with
+        ``bare_ints``). Raises :class:`EntryRejected` for a counter entry without a
+        valid MAC while signing is on."""
+        if not self.bare_ints or len(entry) > 62:
+            return None
+        if _BARE_INT.fullmatch(entry):
+            if self.counter_key:
+                raise EntryRejected("unsigned counter while signing is on")
+            return int(entry)
+        found = _SIGNED_INT.fullmatch(entry)
+        if found is None:
+            return None
+        digits, mac = found.groups()
+        if not self.counter_key:
+            raise EntryRejected("a signed counter, and no secret to check it")
+        if not hmac.compare_digest(self._counter_mac(key, digits), mac):
+            raise EntryRejected("bad counter signature (tampered, or another key)")
+        return int(digits)
+
     def _seal(self, key: bytes, tag: int, payload: Payload, expires_at: float) -> bytes:
         if self.secret is None:
             return b"".join((payload, TRAILER.pack(expires_at, tag, LEAD)))
@@ -188,8 +242,9 @@ class Envelope:
 
         Raises :class:`EntryRejected` for anything this envelope must not trust.
         """
-        if self.bare_ints and _BARE_INT.fullmatch(entry):
-            return TAG_INT, 0.0, entry
+        counter = self.counter_value(key, entry)
+        if counter is not None:
+            return TAG_INT, 0.0, b"%d" % counter
         try:
             expires_at, flags, lead = TRAILER.unpack_from(entry, -TRAILER_SIZE)
         except struct.error:
@@ -219,8 +274,9 @@ class Envelope:
         Raises :class:`EntryRejected` for a corrupt, foreign or badly signed entry.
         ``BoundCache.get`` repeats the case of a trusted entry inline (the hot path).
         """
-        if self.bare_ints and _BARE_INT.fullmatch(entry):
-            return int(entry)
+        counter = self.counter_value(key, entry)
+        if counter is not None:
+            return counter
         try:
             expires_at, flags, lead = TRAILER.unpack_from(entry, -TRAILER_SIZE)
         except struct.error:
@@ -262,9 +318,9 @@ class Envelope:
     def reseal(self, key: bytes, entry: bytes, expires_at: float) -> bytes:
         """``entry`` with a new expiry, re-signed. Raises like :meth:`open`.
 
-        A bare int is returned as it is: its expiry is the store's (the caller's write
-        passes the new one)."""
-        if self.bare_ints and _BARE_INT.fullmatch(entry):
+        A counter entry is returned as it is: its expiry is the store's (the caller's
+        write passes the new one)."""
+        if self.counter_value(key, entry) is not None:
             return entry
         tag, _expires_at, payload = self.open(key, entry)
         return self._seal(key, tag, payload, expires_at)

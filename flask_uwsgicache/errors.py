@@ -2,7 +2,9 @@
 
 Every write the cache refuses is one of these. By default the cache API turns them into
 a ``False`` return plus a rate-limited log line; with ``UWSGICACHE_RAISE_ERRORS`` they
-reach the caller.
+reach the caller. ``inc`` and ``dec`` always raise them (after the log line): they have
+no ``False`` to return (``False == 0``), and a count that silently stops is what a
+login-lockout or rate-limit counter must never do.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class NotACounterError(CacheError, TypeError):
     Raised whatever ``UWSGICACHE_RAISE_ERRORS`` says: it is a programming error, and the
     stored value is left untouched.
     """
+
+
+class CounterOverflowError(CacheError, OverflowError):
+    """``inc``/``dec`` would take a counter (or ``delta``) outside the signed 64-bit range
+    every backend counts in, ``-2**63`` to ``2**63 - 1``; the counter is unchanged."""
 
 
 class BackendUnavailableError(CacheError):

@@ -4,6 +4,12 @@ uWSGI rejects keys longer than ``keysize`` without an error and silently truncat
 of 64 KiB or more (docs/uwsgi-cache2-facts.rst §1), so no key longer than the store
 takes is ever passed to it. Keys that fit stay readable, for uWSGI's own tools.
 
+A namespace (an app's ``UWSGICACHE_KEY_PREFIX``, a Redis cache's name) is written
+followed by the byte 0xFD, which never occurs in UTF-8 either (:func:`fenced`): the
+namespaces of two non-empty strings never contain one another, whatever the strings
+(``shop:`` and ``shop:admin:`` are as far apart as ``a`` and ``b``), and no key of one
+app can name an entry of another.
+
 Key spaces keep what different parts of the package store apart: the values of
 ``get``/``set`` (no marker), whole responses of cached views, results of plain functions
 under ``cached``, memoized results, and internal entries (leases, versions, statistics).
@@ -25,12 +31,23 @@ HASH_MARK = b"\xff"
 DIGEST_CHARS = 22
 HASHED_TAIL = len(HASH_MARK) + DIGEST_CHARS
 
+# Ends every namespace (see the module docstring); never in UTF-8.
+FENCE = b"\xfd"
+
 #: The key spaces (see the module docstring): the bytes between an app's prefix and a key.
 USER = b""
 RESPONSES = b"\xfeR"
 RESULTS = b"\xfeC"
 MEMOIZED = b"\xfeM"
 INTERNAL = b"\xfeI"
+
+
+def fenced(namespace: str) -> bytes:
+    """``namespace`` as the start of storage keys: UTF-8 and :data:`FENCE`, so that no
+    other namespace's keys start with it; ``b""`` for ``""`` (the whole store)."""
+    if not namespace:
+        return b""
+    return namespace.encode("utf-8", "surrogatepass") + FENCE
 
 
 def storage_key(prefix: bytes, key: str, max_size: int) -> bytes:

@@ -11,6 +11,7 @@ import pytest
 from flask_uwsgicache import (
     BoundCache,
     CacheFullError,
+    CounterOverflowError,
     InvalidKeyError,
     NotACounterError,
     ValueTooLargeError,
@@ -279,6 +280,73 @@ def test_inc_keeps_an_existing_expiry(cache: BoundCache, advance: Advance) -> No
     assert cache.inc("n") == 1
 
 
+def test_counters_count_in_the_signed_64_bit_range_everywhere(cache: BoundCache) -> None:
+    top, bottom = 2**63 - 1, -(2**63)
+    assert cache.inc("n", top) == top
+    with pytest.raises(CounterOverflowError, match="64-bit"):
+        cache.inc("n")
+    assert cache.get("n") == top  # unchanged
+    assert cache.dec("n", top) == 0
+    assert cache.dec("n", top) == -top
+    assert cache.dec("n") == bottom
+    with pytest.raises(CounterOverflowError):
+        cache.dec("n")
+    assert cache.get("n") == bottom
+    with pytest.raises(CounterOverflowError):
+        cache.inc("m", 2**63)
+    with pytest.raises(CounterOverflowError):
+        cache.dec("m", 2**63 + 1)
+    assert cache.get("m") is None
+    cache.set("big", 2**70)  # an int, but not a counter's
+    with pytest.raises(CounterOverflowError):
+        cache.inc("big")
+    assert cache.get("big") == 2**70
+    with pytest.raises(TypeError):
+        cache.inc("n", 1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        cache.dec("n", "1")  # type: ignore[arg-type]
+
+
+def test_inc_raises_a_refused_write(cache: BoundCache) -> None:
+    with pytest.raises(InvalidKeyError):
+        cache.inc("")
+    assert cache.raise_errors is False
+    assert cache.set("", 1) is False  # the control: set() says False for the same
+
+
+def test_inc_on_a_full_cache_raises_and_logs_it(
+    cache: BoundCache, log_lines: Lines
+) -> None:
+    fill(cache)
+    if cache.backend.options.purge_lru:
+        assert cache.inc("one-more") == 1  # the control: LRU makes room
+        return
+    assert cache.set("one-more", 1) is False  # the control: set() says False
+    # inc raises even then: it has no False to return (False == 0), and a counter
+    # must not silently stop counting.
+    with pytest.raises(CacheFullError):
+        cache.inc("one-more")
+    assert any("could not count 'one-more'" in line for line in log_lines())
+    assert cache.inc("fill0") == 1  # an existing counter still counts
+
+
+def test_a_tampered_counter_counts_as_missing(cache: BoundCache) -> None:
+    assert cache.envelope.secret is not None  # the fixture's app signs
+    storage_key = cache.storage_key("n")
+    assert cache.inc("n", 5) == 5
+    entry = cache.backend.get(storage_key)
+    assert entry is not None
+    # Written by someone without the secret: bare digits (what Redis' INCRBY would
+    # take), or the entry with one bit of its MAC changed.
+    flipped = entry[:-13] + bytes([entry[-13] ^ 1]) + entry[-12:]
+    for forged in (b"7", flipped):
+        cache.backend.set(storage_key, forged, 0)
+        assert cache.get("n") is None
+        assert cache.inc("n") == 1
+        assert cache.inc("n") == 2  # the control: a real counter counts on
+        assert cache.get("n") == 2
+
+
 def test_prefixes_keep_apps_apart(cache: BoundCache) -> None:
     other = BoundCache(cache.backend, cache.envelope, key_prefix="other:")
     mine = BoundCache(cache.backend, cache.envelope, key_prefix="mine:")
@@ -288,6 +356,25 @@ def test_prefixes_keep_apps_apart(cache: BoundCache) -> None:
     assert mine.clear() is True
     assert mine.get("k") is None
     assert other.get("k") == "other"
+
+
+def test_prefixes_that_start_alike_never_reach_each_others_entries(
+    cache: BoundCache,
+) -> None:
+    shop = BoundCache(cache.backend, cache.envelope, key_prefix="shop:")
+    admin = BoundCache(cache.backend, cache.envelope, key_prefix="shop:admin:")
+    admin.set("x", "admin's")
+    # Without a fence, shop's "admin:x" would be the same storage key as admin's "x".
+    assert shop.get("admin:x") is None
+    assert shop.set("admin:x", "shop's") is True
+    assert admin.get("x") == "admin's"
+    assert shop.clear() is True
+    assert admin.get("x") == "admin's"
+    assert admin.clear() is True
+    assert admin.get("x") is None
+    # the control: each still reads its own entries
+    shop.set("k", 1)
+    assert shop.get("k") == 1
 
 
 def test_clear_without_prefix_empties_the_cache(cache: BoundCache) -> None:

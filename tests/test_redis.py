@@ -18,7 +18,11 @@ import redis
 from flask import Flask
 
 from flask_uwsgicache import BoundCache, UWSGICache
-from flask_uwsgicache.errors import CacheFullError, NotACounterError
+from flask_uwsgicache.errors import (
+    BackendUnavailableError,
+    CacheFullError,
+    NotACounterError,
+)
 from flask_uwsgicache.flight import lease_key
 
 Lines = Callable[[], list[str]]
@@ -45,34 +49,92 @@ def cache(make_app: Callable[..., Flask], redis_server: RedisServer) -> BoundCac
     return bound
 
 
+NS = b"uwsgicache:r\xfd"  # the namespace of the cache named "r" (keys.fenced)
+
+
 def test_clear_removes_only_its_own_namespace(
-    cache: BoundCache, client_of: redis.Redis
+    make_app: Callable[..., Flask],
+    redis_server: RedisServer,
+    cache: BoundCache,
+    client_of: redis.Redis,
 ) -> None:
+    # A cache whose name starts with "r:" must not be inside "r"'s namespace.
+    staging: BoundCache = redis_app(
+        make_app, redis_server.url, UWSGICACHE_NAME="r:staging"
+    ).extensions["uwsgicache"]
+    staging.set("k", "staging's")
     client_of.set("someone-else", b"theirs")
-    client_of.set("uwsgicache:other:k", b"another cache")
     cache.set("a", 1)
     cache.set("b", {"x": 1})
     assert cache.clear() is True
     assert cache.get_many("a", "b") == [None, None]
     assert client_of.get("someone-else") == b"theirs"
-    assert client_of.get("uwsgicache:other:k") == b"another cache"
-    client_of.delete("someone-else", "uwsgicache:other:k")
+    assert staging.get("k") == "staging's"
+    assert staging.clear() is True
+    client_of.delete("someone-else")
 
 
-def test_counters_are_redis_integers_with_their_expiry(
+def test_counters_are_signed_redis_integers_with_their_expiry(
     cache: BoundCache, client_of: redis.Redis
 ) -> None:
     assert cache.inc("n", 5, timeout=60) == 5
-    assert client_of.get("uwsgicache:r:n") == b"5"
-    assert 59_000 < client_of.pttl("uwsgicache:r:n") <= 60_000
-    client_of.pexpire("uwsgicache:r:n", 30_000)
+    stored = bytes(client_of.get(NS + b"n") or b"")  # type: ignore[arg-type]
+    assert stored.startswith(b"5:") and len(stored) == 42
+    assert 59_000 < client_of.pttl(NS + b"n") <= 60_000
+    client_of.pexpire(NS + b"n", 30_000)
     assert cache.inc("n", timeout=600) == 6  # an existing counter keeps its expiry
-    assert client_of.pttl("uwsgicache:r:n") <= 30_000
+    assert client_of.pttl(NS + b"n") <= 30_000
     assert cache.get("n") == 6
+    assert cache.set("m", 41) is True  # set() of an int writes a counter entry
+    assert cache.inc("m") == 42
     cache.set("s", "text")
     with pytest.raises(NotACounterError):
         cache.inc("s")
     assert cache.get("s") == "text"
+
+
+def test_planted_digits_are_no_counter(cache: BoundCache, client_of: redis.Redis) -> None:
+    cache.set("user", {"name": "ann"})
+    client_of.set(NS + b"user", b"12")  # someone with access to Redis, no secret
+    assert cache.get("user") is None
+    cache.inc("n", 3)
+    valid = bytes(client_of.get(NS + b"n") or b"")  # type: ignore[arg-type]
+    client_of.set(NS + b"n", b"9" + valid[1:])  # another count, the old MAC
+    assert cache.get("n") is None
+    assert cache.inc("n") == 1
+    assert cache.get("n") == 1
+
+
+def test_counters_span_64_bits_exactly(cache: BoundCache) -> None:
+    # Lua numbers are doubles (exact to 2**53): the script must not return one.
+    assert cache.inc("n", 2**53 + 1) == 2**53 + 1
+    assert cache.inc("n", 2**62) == 2**62 + 2**53 + 1
+    assert cache.get("n") == 2**62 + 2**53 + 1
+
+
+def test_clear_with_a_prefix_is_false_while_redis_is_down(
+    make_app: Callable[..., Flask], own_redis: RedisServer
+) -> None:
+    prefixed: BoundCache = redis_app(
+        make_app, own_redis.url, UWSGICACHE_NAME="r", UWSGICACHE_KEY_PREFIX="p:"
+    ).extensions["uwsgicache"]
+    bare: BoundCache = redis_app(make_app, own_redis.url, UWSGICACHE_NAME="r").extensions[
+        "uwsgicache"
+    ]
+    assert prefixed.set("k", 1) is True
+    own_redis.stop()
+    try:
+        assert prefixed.clear() is False
+        assert bare.clear() is False
+        stats = prefixed.stats()
+        assert stats["entries"] is None and "Redis at" in stats["unavailable"]
+        with pytest.raises(BackendUnavailableError):
+            prefixed.inc("n")
+    finally:
+        own_redis.start()
+    prefixed.backend._down_until = 0.0  # type: ignore[attr-defined]
+    assert prefixed.get("k") is None  # the server restarted empty (no persistence)
+    assert prefixed.clear() is True  # the control
 
 
 def test_get_many_is_one_round_trip(cache: BoundCache, client_of: redis.Redis) -> None:
@@ -89,16 +151,16 @@ def test_get_many_is_one_round_trip(cache: BoundCache, client_of: redis.Redis) -
 
 def test_entries_expire_exactly(cache: BoundCache, client_of: redis.Redis) -> None:
     cache.set("k", "v", timeout=0.3)
-    assert 0 < client_of.pttl("uwsgicache:r:k") <= 300
+    assert 0 < client_of.pttl(NS + b"k") <= 300
     time.sleep(0.35)
     assert cache.get("k") is None
-    assert client_of.exists("uwsgicache:r:k") == 0  # Redis dropped it itself
+    assert client_of.exists(NS + b"k") == 0  # Redis dropped it itself
 
 
 def test_single_flight_holds_a_lease_with_px(
     cache: BoundCache, client_of: redis.Redis
 ) -> None:
-    lease = b"uwsgicache:r:" + cache.internal.storage_key(lease_key(cache, "slow"))
+    lease = NS + cache.internal.storage_key(lease_key(cache, "slow"))
     seen: list[int] = []
 
     def compute() -> str:
@@ -133,12 +195,13 @@ def test_redis_down_means_misses_refusals_and_views_that_serve(
     assert cache.get_many("k", "j") == [None, None]
     assert cache.set("k", "w") is False
     assert cache.add("new", 1) is False
-    assert cache.inc("n") is None
+    with pytest.raises(BackendUnavailableError):
+        cache.inc("n")
     assert cache.clear() is False
     for _ in range(5):
         response = client.get("/page")
         assert (response.status_code, response.text) == (200, "page")
-    assert cache.stats()["entries"] == 0
+    assert cache.stats()["entries"] is None  # unknown, not "none"
     unreachable = [line for line in log_lines() if "unreachable" in line]
     assert 1 <= len(unreachable) <= 2, unreachable  # rate-limited
     own_redis.start()

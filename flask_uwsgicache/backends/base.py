@@ -71,12 +71,15 @@ class Backend(abc.ABC):
         Returns False if an entry (live or not) is already there. Raises like :meth:`set`.
         """
 
-    def incr(self, key: bytes, delta: int, ttl: float) -> int:
-        """Add ``delta`` to the bare integer under ``key`` atomically; the new value.
+    def incr(self, key: bytes, delta: int, ttl: float, mac_key: bytes = b"") -> int:
+        """Add ``delta`` to the counter entry under ``key`` atomically; the new value.
 
-        A missing key counts as 0 and gets ``ttl``; an existing one keeps its expiry.
-        Only where :attr:`native_counters`; raises ``NotACounterError`` for a key that
-        holds something else.
+        A counter entry is :mod:`flask_uwsgicache.envelope`'s: digits, signed with
+        ``mac_key`` when it is not empty. A missing key counts as 0 and gets ``ttl``;
+        an existing one keeps its expiry. Only where :attr:`native_counters`; raises
+        ``NotACounterError`` for a key that holds something else (or a counter with a
+        bad MAC) and ``CounterOverflowError`` past the signed 64-bit range, leaving
+        the entry as it was.
         """
         raise NotImplementedError(f"the {self.name} backend has no native counters")
 
@@ -86,7 +89,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def keys(self) -> list[bytes]:
-        """Every storage key in the store (whatever wrote it)."""
+        """Every storage key in the store (whatever wrote it).
+
+        Raises :class:`~flask_uwsgicache.errors.BackendUnavailableError` when the store
+        cannot be listed: an empty list means an empty store, never "unknown".
+        """
 
     @abc.abstractmethod
     def clear(self) -> None:

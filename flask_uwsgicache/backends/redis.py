@@ -1,12 +1,13 @@
 """Redis through redis-py (the ``redis`` extra), for apps that outgrow one machine.
 
-Every entry of one cache lives under ``uwsgicache:<UWSGICACHE_NAME>:`` in the database of
-``UWSGICACHE_REDIS_URL``; ``keys`` and ``clear`` walk that namespace with SCAN and never
-touch other keys (no FLUSHDB). ``set`` is SET with PX (Redis expiry is exact to the
-millisecond), ``add`` SET NX PX, ``get_many`` one MGET. Counters are native: ``incr``
-runs INCRBY in a script that gives a new counter its expiry, so ``inc`` is one atomic
-round trip (the envelope stores ints as bare Redis integers for this; see
-:mod:`flask_uwsgicache.envelope`).
+Every entry of one cache lives under ``uwsgicache:<UWSGICACHE_NAME>`` and the byte 0xFD
+(:func:`~flask_uwsgicache.keys.fenced`: no cache name's namespace holds another's) in
+the database of ``UWSGICACHE_REDIS_URL``; ``keys`` and ``clear`` walk that namespace
+with SCAN and never touch other keys (no FLUSHDB). ``set`` is SET with PX (Redis expiry
+is exact to the millisecond), ``add`` SET NX PX, ``get_many`` one MGET. Counters are
+native: ``incr`` runs INCRBY in a script that checks and signs the counter entry, so
+``inc`` is one atomic round trip (the envelope stores ints as counter entries for this;
+see :mod:`flask_uwsgicache.envelope`).
 
 When Redis cannot be reached, reads are misses and writes raise
 :class:`~flask_uwsgicache.errors.BackendUnavailableError` (so ``set`` returns False), a
@@ -29,18 +30,55 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .. import options as cache2
-from ..errors import BackendUnavailableError, CacheError, CacheFullError, NotACounterError
+from ..errors import (
+    BackendUnavailableError,
+    CacheFullError,
+    CounterOverflowError,
+    NotACounterError,
+)
+from ..keys import fenced
 from ..logs import RateLimitedLog
 from .base import Backend, shown_url
 
-# INCRBY, and an expiry for a counter this call created (an existing one keeps its own).
+# inc on a counter entry (flask_uwsgicache.envelope): check the entry (its MAC when
+# ARGV[4], the MAC key, is set), INCRBY on its digits (Redis' exact 64-bit arithmetic and
+# overflow error; the entry is put back as it was on an error), sign the new digits, and
+# give a counter this call created its expiry (an existing one keeps its own). Returns
+# the new value as digits: a Lua number is a double, exact only to 2**53.
+# ARGV: delta, ttl in ms (0: none), the storage key (what the MAC covers), MAC key.
 _INCR = """
-local existed = redis.call('EXISTS', KEYS[1])
-local value = redis.call('INCRBY', KEYS[1], ARGV[1])
-if existed == 0 and tonumber(ARGV[2]) > 0 then
+local raw = redis.call('GET', KEYS[1])
+local key = ARGV[4]
+local function mac(digits)
+    return redis.sha1hex(key .. redis.sha1hex(key .. ARGV[3] .. ':' .. digits))
+end
+if raw then
+    local digits, tag = string.match(raw, '^(%-?%d+):(%x+)$')
+    if key == '' then
+        digits = string.match(raw, '^%-?%d+$')
+    elseif digits and tag ~= mac(digits) then
+        digits = nil
+    end
+    if not digits then
+        return redis.error_reply('NOTCOUNTER the key holds something other than a counter')
+    end
+    redis.call('SET', KEYS[1], digits, 'KEEPTTL')
+end
+local done = redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if type(done) == 'table' and done.err then
+    if raw then
+        redis.call('SET', KEYS[1], raw, 'KEEPTTL')
+    end
+    return done
+end
+local digits = redis.call('GET', KEYS[1])
+if key ~= '' then
+    redis.call('SET', KEYS[1], digits .. ':' .. mac(digits), 'KEEPTTL')
+end
+if not raw and tonumber(ARGV[2]) > 0 then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return value
+return digits
 """
 # Redis strings hold up to 512 MiB (proto-max-bulk-len).
 MAX_VALUE = 512 << 20
@@ -67,7 +105,8 @@ class RedisBackend(Backend):
         self.client = redis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
         )
-        self.namespace = f"uwsgicache:{cache_name}:".encode()
+        # Fenced: the cache "site" cannot reach the entries of "site:staging".
+        self.namespace = fenced(f"uwsgicache:{cache_name}")
         self.options = cache2.parse(
             f"name={cache_name},items=2,blocksize={MAX_VALUE},keysize={KEYSIZE}"
         )
@@ -99,13 +138,13 @@ class RedisBackend(Backend):
                     f"Redis at {self.url} is full (maxmemory, no eviction): {text}. Raise "
                     f"maxmemory or set an eviction policy such as volatile-lru."
                 ) from None
-            if "not an integer" in text:
+            if text.startswith("NOTCOUNTER") or "not an integer" in text:
                 raise NotACounterError(
-                    f"the key holds something other than an int: {text}"
+                    "the key holds something other than a counter"
                 ) from None
             if "overflow" in text:
-                raise CacheError(
-                    f"the counter would leave Redis' 64-bit range: {text}"
+                raise CounterOverflowError(
+                    "the counter would leave the signed 64-bit range"
                 ) from None
             raise
 
@@ -155,14 +194,10 @@ class RedisBackend(Backend):
             )
         )
 
-    def incr(self, key: bytes, delta: int, ttl: float) -> int:
+    def incr(self, key: bytes, delta: int, ttl: float, mac_key: bytes = b"") -> int:
+        args: list[int | bytes] = [delta, self._ms(ttl) or 0, key, mac_key]
         return int(
-            self._call(
-                "INCRBY",
-                lambda: self._incr(
-                    keys=[self.namespace + key], args=[delta, self._ms(ttl) or 0]
-                ),
-            )
+            self._call("INCRBY", lambda: self._incr(keys=[self.namespace + key], args=args))
         )
 
     def delete(self, key: bytes) -> bool:
@@ -174,8 +209,7 @@ class RedisBackend(Backend):
 
     def keys(self) -> list[bytes]:
         start = len(self.namespace)
-        none: list[bytes] = []
-        return [name[start:] for name in self._read("SCAN", self._scan, none)]
+        return [name[start:] for name in self._call("SCAN", self._scan)]
 
     def clear(self) -> None:
         names = self._call("SCAN", self._scan)
