@@ -62,6 +62,21 @@ def test_the_limits_come_from_the_cache2_line() -> None:
             assert getattr(backend.options, name) == int(value)
 
 
+def test_every_cache_line_is_read() -> None:
+    # Run with tests/test_uwsgi.py's EVERY_LINE only. uwsgi.opt shows only the last line
+    # (unbit/uwsgi#1374); uWSGI's cache structure has them all.
+    assert uwsgi.opt["cache2"] == b"name=last,items=7,blocksize=4096"
+    first, middle, last = (
+        UWSGIBackend(name).options for name in ("first", "middle", "last")
+    )
+    assert (first.items, first.blocksize, first.keysize, first.blocks) == (30, 1000, 70, 90)
+    assert first.bitmap and not first.purge_lru
+    assert (middle.items, middle.keysize, middle.blocksize) == (12, 300, 65536)
+    assert middle.purge_lru and middle.no_expire and not middle.bitmap
+    assert (last.items, last.blocksize, last.keysize) == (7, 4096, 2048)
+    assert not (last.purge_lru or last.lazy_expire or last.no_expire)
+
+
 def test_uwsgi_keeps_an_expired_entry_that_reads_as_a_miss(cache: BoundCache) -> None:
     cache.set("k", "v", timeout=1)
     time.sleep(1.2)

@@ -59,8 +59,21 @@ def run_in_uwsgi(uwsgi_binary: str, args: list[str], pytest_args: str, cache: st
 def test_the_contract_holds_inside_uwsgi(uwsgi_binary: str, mode: str) -> None:
     line = LINES[mode]
     cache = line.split(",")[0].removeprefix("name=")
-    selection = f"{SUITE} -k 'not without_any_cache2'"
+    selection = f"{SUITE} -k 'not without_any_cache2 and not every_cache_line'"
     run_in_uwsgi(uwsgi_binary, ["--cache2", line], selection, cache)
+
+
+# What tests/in_uwsgi.py's test_every_cache_line_is_read expects to find.
+EVERY_LINE = (
+    "name=first,items=30,blocksize=1000,keysize=70,bitmap=1,blocks=90",
+    "name=middle,items=12,keysize=300,purge_lru=1,no_expire=1",
+    "name=last,items=7,blocksize=4096",
+)
+
+
+def test_every_cache2_line_is_read_inside_uwsgi(uwsgi_binary: str) -> None:
+    args = [arg for line in EVERY_LINE for arg in ("--cache2", line)]
+    run_in_uwsgi(uwsgi_binary, args, "tests/in_uwsgi.py -k every_cache_line", "first")
 
 
 def test_init_app_fails_inside_uwsgi_without_any_cache2(uwsgi_binary: str) -> None:

@@ -9,6 +9,7 @@ the call and turns each ``None`` into a result or an error with the sizes involv
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import math
 import time
@@ -24,13 +25,105 @@ from .base import Backend, full_message
 logger = logging.getLogger("flask_uwsgicache")
 
 
-def find_options(name: str) -> cache2.Cache2Options | None:
-    """The cache2 line of cache ``name`` as uWSGI was started with it, if it can be read.
+class _Cache(ctypes.Structure):
+    """The head of uWSGI's ``struct uwsgi_cache`` (``uwsgi.h``), up to the fields read
+    here: the same in 2.0.8 (commit 1aa6eeca, 2014) through 2.0.31 and master
+    (docs/uwsgi-cache2-facts.rst §9)."""
 
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("name_len", ctypes.c_uint16),
+        ("keysize", ctypes.c_uint64),
+        ("blocks", ctypes.c_uint64),
+        ("blocksize", ctypes.c_uint64),
+        ("hash", ctypes.c_void_p),
+        ("hashtable", ctypes.c_void_p),
+        ("hashsize", ctypes.c_uint32),
+        ("first_available_block", ctypes.c_uint64),
+        ("unused_blocks_stack", ctypes.c_void_p),
+        ("unused_blocks_stack_ptr", ctypes.c_uint64),
+        ("use_blocks_bitmap", ctypes.c_uint8),
+        ("blocks_bitmap", ctypes.c_void_p),
+        ("blocks_bitmap_pos", ctypes.c_uint64),
+        ("blocks_bitmap_size", ctypes.c_uint64),
+        ("max_items", ctypes.c_uint64),
+        ("max_item_size", ctypes.c_uint64),
+        ("n_items", ctypes.c_uint64),
+        ("items", ctypes.c_void_p),
+        ("use_last_modified", ctypes.c_uint8),
+        ("last_modified_at", ctypes.c_long),
+        ("data", ctypes.c_void_p),
+        ("no_expire", ctypes.c_uint8),
+        ("full", ctypes.c_uint64),
+        ("hits", ctypes.c_uint64),
+        ("miss", ctypes.c_uint64),
+        ("store", ctypes.c_char_p),
+        ("filesize", ctypes.c_uint64),
+        ("store_sync", ctypes.c_uint64),
+        ("math_initial", ctypes.c_int64),
+        ("nodes", ctypes.c_void_p),
+        ("udp_node_socket", ctypes.c_int),
+        ("sync_nodes", ctypes.c_void_p),
+        ("udp_servers", ctypes.c_void_p),
+        ("lock", ctypes.c_void_p),
+        ("next", ctypes.c_void_p),
+        ("ignore_full", ctypes.c_int),
+        ("next_scan", ctypes.c_uint64),
+        ("purge_lru", ctypes.c_int),
+        ("lru_head", ctypes.c_uint64),
+        ("lru_tail", ctypes.c_uint64),
+        ("store_delete", ctypes.c_int),
+        ("lazy_expire", ctypes.c_int),
+    ]
+
+
+def running_options(name: str) -> cache2.Cache2Options | None:
+    """The options cache ``name`` runs with, read from uWSGI's own cache structure
+    (``uwsgi_cache_by_name``, exported by the uWSGI binary); None if that cannot be
+    done or what is read does not add up (another layout)."""
+    try:
+        by_name = ctypes.CDLL(None).uwsgi_cache_by_name
+    except (AttributeError, OSError):
+        return None
+    by_name.restype = ctypes.POINTER(_Cache)
+    by_name.argtypes = [ctypes.c_char_p]
+    found = by_name(name.encode())
+    if not found:
+        return None
+    cache = found.contents
+    if (
+        cache.name != name.encode()
+        or cache.name_len != len(name.encode())
+        or not 0 < cache.keysize < 65536
+        or not 0 < cache.blocksize
+        or not 0 < cache.max_items <= cache.blocks
+        or cache.use_blocks_bitmap not in (0, 1)
+    ):
+        return None
+    return cache2.Cache2Options(
+        name=name,
+        items=cache.max_items,
+        blocksize=cache.blocksize,
+        blocks=cache.blocks,
+        keysize=cache.keysize,
+        bitmap=bool(cache.use_blocks_bitmap),
+        purge_lru=bool(cache.purge_lru),
+        lazy_expire=bool(cache.lazy_expire),
+        no_expire=bool(cache.no_expire),
+    )
+
+
+def find_options(name: str) -> cache2.Cache2Options | None:
+    """The cache2 options of cache ``name`` as uWSGI runs it, if they can be read.
+
+    From uWSGI's cache structure (:func:`running_options`), or else from ``uwsgi.opt``.
     uWSGI 2.0 on Python 3 keeps only the *last* value of a repeated option in
-    ``uwsgi.opt`` (unbit/uwsgi#1374, docs/uwsgi-cache2-facts.rst §9), so with several cache2
-    lines only the last one is visible here.
+    ``uwsgi.opt`` (unbit/uwsgi#1374, docs/uwsgi-cache2-facts.rst §9), so with several
+    cache2 lines only the last one is visible there.
     """
+    running = running_options(name)
+    if running is not None:
+        return running
     found = uwsgi.opt.get("cache2")
     lines = found if isinstance(found, list) else [found]
     for line in lines:
@@ -79,8 +172,9 @@ class UWSGIBackend(Backend):
         options = find_options(cache_name)
         if options is None:
             logger.warning(
-                "Cannot read the cache2 options of cache %r from uwsgi.opt (uWSGI keeps "
-                "only the last cache2 line, unbit/uwsgi#1374); assuming uWSGI's defaults "
+                "Cannot read the cache2 options of cache %r, neither from uWSGI's cache "
+                "structure (another uWSGI version?) nor from uwsgi.opt (which keeps only "
+                "the last cache2 line, unbit/uwsgi#1374); assuming uWSGI's defaults "
                 "(keysize=2048, blocksize=65536). Put this cache's cache2 line last.",
                 cache_name,
             )
