@@ -127,7 +127,13 @@ def create_app() -> Flask:
         results = [
             f"{query} result {number}" for number in range(page * 10 - 9, page * 10 + 1)
         ]
-        return jsonify(q=query, page=page, results=results, computed_by=os.getpid())
+        return jsonify(
+            q=query,
+            page=page,
+            results=results,
+            computed_by=os.getpid(),
+            computed_at=time.time(),
+        )
 
     @app.route("/primes/<int:limit>")
     def primes(limit: int) -> ResponseReturnValue:

@@ -64,8 +64,12 @@ class BoundCache:
         raise_errors: bool = False,
         log: RateLimitedLog | None = None,
         edge: Edge | None = None,
+        responses_backend: Backend | None = None,
     ) -> None:
         self.backend = backend
+        #: Where responses of cached views go when not in ``backend``
+        #: (``UWSGICACHE_RESPONSES_NAME``: a cache of their own, which may evict).
+        self.responses_backend = responses_backend
         self.envelope = envelope
         self.key_prefix = key_prefix
         self.default_timeout = default_timeout
@@ -76,17 +80,9 @@ class BoundCache:
         #: The bytes every storage key of this object starts with: the app's prefix and
         #: the key space (:mod:`flask_uwsgicache.keys`); ``space()`` gives the others.
         self._prefix_bytes = fenced(key_prefix)
-        self._max_key = min(backend.max_key_size, 65535)
-        # Room for a space marker, a view key's shortest stem and "?" in the readable
-        # head of a hashed key: delete_edge finds a path's entries by that head.
-        if len(self._prefix_bytes) + _MIN_HEAD + HASHED_TAIL > self._max_key:
-            raise ValueError(
-                f"UWSGICACHE_KEY_PREFIX takes {len(self._prefix_bytes)} bytes of every key "
-                f"(its UTF-8 and an end marker); with a hashed "
-                f"key it must leave {_MIN_HEAD + HASHED_TAIL} bytes of the cache's "
-                f"keysize={backend.max_key_size}. Use a shorter prefix or raise keysize "
-                f"in the cache2 line."
-            )
+        self._max_key = self._key_room(backend)
+        if responses_backend is not None:
+            self._key_room(responses_backend)
         self.space_tag = USER
         self._spaces: dict[bytes, BoundCache] = {USER: self}
         #: Names of cookies that change no answer of the app (the session's, whose
@@ -111,6 +107,22 @@ class BoundCache:
         #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
         self.fast_prefixes: dict[tuple[str, bool], None] = {}
 
+    def _key_room(self, backend: Backend) -> int:
+        """The longest key ``backend`` takes; ``ValueError`` if the prefix leaves too
+        little of it."""
+        room = min(backend.max_key_size, 65535)
+        # Room for a space marker, a view key's shortest stem and "?" in the readable
+        # head of a hashed key: delete_edge finds a path's entries by that head.
+        if len(self._prefix_bytes) + _MIN_HEAD + HASHED_TAIL > room:
+            raise ValueError(
+                f"UWSGICACHE_KEY_PREFIX takes {len(self._prefix_bytes)} bytes of every key "
+                f"(its UTF-8 and an end marker); with a hashed key it must leave "
+                f"{_MIN_HEAD + HASHED_TAIL} bytes of the cache's "
+                f"keysize={backend.max_key_size}. Use a shorter prefix or raise keysize "
+                f"in the cache2 line."
+            )
+        return room
+
     @property
     def clock(self) -> Callable[[], float]:
         """The time source of entry expiry (``time.time``; tests replace it)."""
@@ -125,6 +137,11 @@ class BoundCache:
             found = copy.copy(self._spaces[USER])
             found.space_tag = tag
             found._prefix_bytes = self._spaces[USER]._prefix_bytes + tag
+            if tag == RESPONSES and self.responses_backend is not None:
+                found.backend = self.responses_backend
+                found._read, found._read_name = found.backend.reader()
+                found._max_key = min(found.backend.max_key_size, 65535)
+                found._last_sweep = -math.inf
             self._spaces[tag] = found
         return found
 
@@ -384,16 +401,19 @@ class BoundCache:
         Prefixes never overlap (``shop:`` does not clear ``shop:admin:``'s entries:
         :mod:`flask_uwsgicache.keys`). With an empty prefix the app owns the whole
         cache and all of it is cleared, other apps' entries included.
-        The edge caches are emptied too. uWSGI walks every slot under its write lock
-        for this: keep it off hot paths.
+        The edge caches and the responses' cache (``UWSGICACHE_RESPONSES_NAME``) are
+        emptied too. uWSGI walks every slot under its write lock for this: keep it off
+        hot paths.
         """
         self.edge.clear()
         try:
-            if not self._prefix_bytes:
-                self.backend.clear()
-                return True
-            for key in self.own_keys():
-                self.backend.delete(key)
+            stores = [self] if self.responses_backend is None else [self, self.responses]
+            for store in stores:
+                if not self._prefix_bytes:
+                    store.backend.clear()
+                    continue
+                for key in store.own_keys():
+                    store.backend.delete(key)
         except CacheError as error:  # the store is unreachable (Redis down)
             return self._refused(error)
         return True
@@ -407,7 +427,7 @@ class BoundCache:
         responses = self.responses
         for stem in stems:
             for found in responses.own_keys((stem + "?").encode()):
-                deleted += self.backend.delete(found)
+                deleted += responses.backend.delete(found)
         return deleted > 0
 
     def touch(self, key: str, timeout: float | None = None) -> bool:
@@ -575,6 +595,11 @@ class BoundCache:
             "serializer": self.envelope.serializer.name,
             "signed": self.envelope.secret is not None,
             "default_timeout": self.default_timeout,
+            "responses_cache": (
+                None
+                if self.responses_backend is None
+                else self.responses_backend.options.name
+            ),
             "edge": self.edge.describe(),
         }
 
@@ -589,6 +614,8 @@ class BoundCache:
                 "entries": len(self.own_keys()),
                 "views": self.view_stats.totals(self),
             }
+            if self.responses_backend is not None:
+                counts["responses_entries"] = len(self.responses.own_keys())
         except BackendUnavailableError as error:
             counts = {"entries": None, "views": {}, "unavailable": str(error)}
         return {**self.describe(), **counts}

@@ -22,6 +22,7 @@ from .edge import DEFAULT_EDGE
 DEFAULTS: dict[str, Any] = {
     "UWSGICACHE_BACKEND": "auto",
     "UWSGICACHE_NAME": "default",
+    "UWSGICACHE_RESPONSES_NAME": None,
     "UWSGICACHE_DEFAULT_TIMEOUT": 300,
     "UWSGICACHE_KEY_PREFIX": "",
     "UWSGICACHE_SERIALIZER": "pickle",
@@ -148,6 +149,13 @@ def validate(settings: Mapping[str, Any]) -> None:
     if not isinstance(source_check, bool):
         raise ValueError(
             f"UWSGICACHE_SOURCE_CHECK is {source_check!r}; set it to True or False."
+        )
+    responses = settings["UWSGICACHE_RESPONSES_NAME"]
+    if responses is not None and (not isinstance(responses, str) or not responses):
+        raise ValueError(
+            f"UWSGICACHE_RESPONSES_NAME is {responses!r}; set it to the name= of the "
+            f"cache2 line for cached views' responses, or leave it out (they then share "
+            f"UWSGICACHE_NAME's cache)."
         )
     hash_method = settings["UWSGICACHE_HASH_METHOD"]
     if hash_method is not None and not callable(hash_method):

@@ -46,6 +46,12 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         bare_ints=backend.native_counters,
     )
     log = RateLimitedLog()
+    responses = config["UWSGICACHE_RESPONSES_NAME"]
+    responses_backend = None
+    if responses and responses != config["UWSGICACHE_NAME"] and backend.shared:
+        # Only stores with names have a cache of their own for responses; in the
+        # memory backend (one process) they share its store.
+        responses_backend = create_backend(config, "UWSGICACHE_RESPONSES_NAME")
     cache = BoundCache(
         backend,
         envelope,
@@ -53,6 +59,7 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         default_timeout=timeout,
         raise_errors=bool(config["UWSGICACHE_RAISE_ERRORS"]),
         log=log,
+        responses_backend=responses_backend,
         edge=(
             build_edge(config, log)
             if backend.name != "null"

@@ -137,6 +137,45 @@ def test_clear_with_a_prefix_is_false_while_redis_is_down(
     assert prefixed.clear() is True  # the control
 
 
+def test_responses_can_live_in_a_cache_of_their_own(
+    make_app: Callable[..., Flask], redis_server: RedisServer, client_of: redis.Redis
+) -> None:
+    app = make_app(
+        UWSGICACHE_BACKEND="redis",
+        UWSGICACHE_REDIS_URL=redis_server.url,
+        UWSGICACHE_NAME="r",
+        UWSGICACHE_RESPONSES_NAME="pages",
+    )
+    ext = UWSGICache(app)
+    runs: list[int] = []
+
+    @app.route("/page")
+    @ext.cached(timeout=60)
+    def page() -> str:
+        runs.append(1)
+        return f"page {len(runs)}"
+
+    cache: BoundCache = app.extensions["uwsgicache"]
+    assert cache.clear() is True  # what an earlier run may have left
+    client = app.test_client()
+    cache.set("data", 1)
+    assert client.get("/page?a=1").text == "page 1"
+    assert client.get("/page?a=1").text == "page 1"
+    pages = b"uwsgicache:pages\xfd"
+    stored = [name for name in client_of.scan_iter(match=pages + b"*")]
+    assert len(stored) == 1
+    assert client_of.exists(NS + b"data") == 1  # the app's own data stays in "r"
+    assert not [name for name in client_of.scan_iter(match=NS + b"\xfeR*")]
+    stats = cache.stats()
+    assert stats["responses_cache"] == "pages" and stats["responses_entries"] == 1
+    with app.test_request_context():
+        assert ext.delete_cached(page) is True
+    assert client.get("/page?a=1").text == "page 2"
+    assert cache.clear() is True
+    assert not list(client_of.scan_iter(match=pages + b"*"))
+    assert cache.get("data") is None
+
+
 def test_get_many_is_one_round_trip(cache: BoundCache, client_of: redis.Redis) -> None:
     cache.set_many({"a": 1, "b": "two", "c": [3]})
 

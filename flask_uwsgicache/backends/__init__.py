@@ -67,10 +67,11 @@ class UnavailableBackend(Backend):
         self._fail()
 
 
-def create_backend(config: Mapping[str, Any]) -> Backend:
-    """The backend ``config`` (an app's config) asks for; ``ValueError`` if it is wrong."""
+def create_backend(config: Mapping[str, Any], setting: str = "UWSGICACHE_NAME") -> Backend:
+    """The backend ``config`` (an app's config) asks for, for the cache named by
+    ``setting``; ``ValueError`` if it is wrong."""
     choice = config["UWSGICACHE_BACKEND"]
-    cache_name = config["UWSGICACHE_NAME"]
+    cache_name = config[setting]
     if choice not in BACKENDS:
         raise ValueError(
             f"UWSGICACHE_BACKEND is {choice!r}; use one of {', '.join(BACKENDS)}."
@@ -94,7 +95,7 @@ def create_backend(config: Mapping[str, Any]) -> Backend:
             return UnavailableBackend(cache_name)
         from .uwsgi import UWSGIBackend
 
-        backend: Backend = UWSGIBackend(cache_name)
+        backend: Backend = UWSGIBackend(cache_name, setting)
     else:
         from .memory import MemoryBackend
 

@@ -147,12 +147,12 @@ class UWSGIBackend(Backend):
 
     name = "uwsgi"
 
-    def __init__(self, cache_name: str) -> None:
+    def __init__(self, cache_name: str, setting: str = "UWSGICACHE_NAME") -> None:
         if not cache_name or "@" in cache_name:
             # A name with "@" makes every call a network request
             # (docs/uwsgi-cache2-facts.rst §11).
             raise ValueError(
-                f"UWSGICACHE_NAME {cache_name!r} is not a local cache name: set it to the "
+                f"{setting} {cache_name!r} is not a local cache name: set it to the "
                 f"name= of a cache2 line (names with '@' are remote uWSGI caches)."
             )
         try:
@@ -161,9 +161,9 @@ class UWSGIBackend(Backend):
             uwsgi.cache_keys(cache_name)
         except ValueError:
             raise ValueError(
-                f"uWSGI has no cache named {cache_name!r} (UWSGICACHE_NAME). Add this "
+                f"uWSGI has no cache named {cache_name!r} ({setting}). Add this "
                 f"line to the [uwsgi] section of your ini: "
-                f"{cache2.ini_hint(cache_name)} , or set UWSGICACHE_NAME to an existing "
+                f"{cache2.ini_hint(cache_name)} , or set {setting} to an existing "
                 f"cache."
             ) from None
         self.cache_name = cache_name
