@@ -6,7 +6,9 @@ view: three ``int64``, the name's length and the name. Only the record that chan
 re-encoded. ``stats()`` adds the slots up. The slot is named after the uWSGI worker id
 (the pid elsewhere), and a respawned worker continues its slot's counts, so totals
 survive ``max-requests`` recycling. Only its own process writes a slot: no lock needed.
-A slot takes one item of the cache per worker.
+A slot takes one item of the cache per worker. ``clear()`` removes the slots, and a
+process that finds its slot gone starts again from zero, so old totals do not come
+back after a clear.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class ViewStats:
             # Continue what an earlier process with this worker id counted.
             self._counts = dict(_records(cache.internal.get(self._slot)))
             self._encoded = {key: self._encode(key) for key in self._counts}
+        elif self._counts and not cache.internal.has(self._slot):  # cleared
+            self._counts, self._encoded = {}, {}
         counts = self._counts.setdefault(name, [0, 0, 0])
         counts[field] += 1
         self._encoded[name] = self._encode(name)

@@ -98,6 +98,12 @@ def test_the_cached_slow_view_runs_once_for_many_requests(start_uwsgi: Start) ->
     views = server.json("/stats")["stats"]["views"]
     (slow,) = [counts for name, counts in views.items() if name.endswith("slow")]
     assert slow == {"hits": 39, "misses": 1, "refused": 0}
+    # After POST /clear no worker brings its old totals back.
+    assert server.json("/clear", "POST")["cleared"] is True
+    in_parallel(8, lambda: bodies.append(server.json("/slow")))
+    views = server.json("/stats")["stats"]["views"]
+    (slow,) = [counts for name, counts in views.items() if name.endswith("slow")]
+    assert slow == {"hits": 7, "misses": 1, "refused": 0}
 
 
 def test_sigterm_stops_the_instance(start_uwsgi: Start) -> None:

@@ -287,8 +287,13 @@ def test_hit_indication_and_per_view_statistics(
     assert "hit_cache" not in client.get("/stats").headers  # on hits only, as Flask-Caching
     assert client.get("/stats").headers["hit_cache"] == "True"
     assert client.get("/stats").headers["hit_cache"] == "True"
-    counts = ext.stats()["views"][f"{__name__}.{stats_view.__qualname__}"]
-    assert counts == {"hits": 2, "misses": 1, "refused": 0}
+    name = f"{__name__}.{stats_view.__qualname__}"
+    assert ext.stats()["views"][name] == {"hits": 2, "misses": 1, "refused": 0}
+    # clear() starts the counts again; they do not come back with the next event.
+    assert ext.clear() is True
+    assert ext.stats()["views"] == {}
+    assert "hit_cache" not in client.get("/stats").headers
+    assert ext.stats()["views"][name] == {"hits": 0, "misses": 1, "refused": 0}
 
 
 def test_async_views_are_cached(app: Flask, client: FlaskClient, ext: UWSGICache) -> None:
