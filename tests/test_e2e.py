@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,6 +106,27 @@ def test_the_cached_slow_view_runs_once_for_many_requests(start_uwsgi: Start) ->
     views = server.json("/stats")["stats"]["views"]
     (slow,) = [counts for name, counts in views.items() if name.endswith("slow")]
     assert slow == {"hits": 7, "misses": 1, "refused": 0}
+
+
+def test_a_second_instance_leaves_the_running_ones_pidfile(
+    start_uwsgi: Start, uwsgi_binary: str
+) -> None:
+    server = start_uwsgi(deploy_args(), LOCAL)
+    port = server.url.rsplit(":", 1)[1]
+    pidfile = deploy_args()[5].format(port=port)
+    assert int(Path(pidfile).read_text()) == server.process.pid
+    # The same ini again, on the same address and pidfile: vacuum would delete it.
+    second = subprocess.run(
+        [uwsgi_binary, "--home", sys.prefix,
+         *(arg.format(port=port) for arg in deploy_args())],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        env={**os.environ, **LOCAL, "UWSGICACHE_HTTP": server.url.removeprefix("http://")},
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert second.returncode != 0
+    assert "is locked by another instance" in second.stdout + second.stderr
+    assert int(Path(pidfile).read_text()) == server.process.pid
+    assert server.json("/counter")["visits"] == 1  # and it still serves
 
 
 def test_sigterm_stops_the_instance(start_uwsgi: Start) -> None:
