@@ -147,14 +147,8 @@ def test_responses_can_live_in_a_cache_of_their_own(
         UWSGICACHE_RESPONSES_NAME="pages",
     )
     ext = UWSGICache(app)
-    runs: list[int] = []
-
-    @app.route("/page")
-    @ext.cached(timeout=60)
-    def page() -> str:
-        runs.append(1)
-        return f"page {len(runs)}"
-
+    renders = iter(range(1, 100))
+    page = app.route("/page")(ext.cached(timeout=60)(lambda: f"page {next(renders)}"))
     cache: BoundCache = app.extensions["uwsgicache"]
     assert cache.clear() is True  # what an earlier run may have left
     client = app.test_client()
