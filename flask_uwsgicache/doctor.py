@@ -3,9 +3,12 @@
 uWSGI reads cache2 lines loosely (docs/uwsgi-cache2-facts.rst §3): unknown and dashed
 options are ignored, flags count by presence (``purge_lru=0`` turns LRU on), numbers
 stop at the first non-digit (``blocksize=64k`` is 64 bytes), and only ``items - 1``
-slots are usable. The doctor explains each cache (capacity, memory, largest value, keys,
-expiry, counters) and reports problems: *errors* (uWSGI will not start, or the app
-cannot work) and *warnings* (it runs, but not as the line reads).
+slots are usable. The doctor says for each cache whether uWSGI starts with its line and
+whether this package can store anything in it (§13; ``tests/test_doctor_truth.py``
+checks each verdict against the uWSGI binary), explains it (capacity, memory, largest
+value, keys, expiry, counters) and reports problems: *errors* (uWSGI will not start, the
+app cannot work, or uWSGI reads a value other than the one written) and *warnings*
+(uWSGI ignores part of the line, or it runs but not as the line reads).
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ from .keys import DIGEST_CHARS, HASH_MARK
 from .privacy import personal_headers
 
 ERROR, WARNING = "error", "warning"
+# What uWSGI does with a cache2 line (Section.outcome), as tests/test_doctor_truth.py
+# checks against the uWSGI binary.
+WILL_NOT_START = "will not start"
+STORES_NOTHING = "starts, but this package can store nothing in the cache"
+STARTS = "starts"
 _OFF = ("0", "false", "no", "off")
-_HASHES = ("djb33x", "murmur2")
 # Per slot, uWSGI keeps 11 uint64 fields plus the key (struct uwsgi_cache_item).
 _SLOT_OVERHEAD = 88
 _ROUTE_CACHE = re.compile(r"\bcache(?:-continue)?:(?P<args>\S.*)")
@@ -38,6 +45,7 @@ class Section:
     title: str
     facts: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    outcome: str = ""  # for a cache: WILL_NOT_START, STORES_NOTHING or STARTS
 
     def fact(self, label: str, text: str) -> None:
         self.facts.append((label, text))
@@ -93,65 +101,32 @@ def _size(count: int) -> str:
     return f"{count} bytes"
 
 
-def _check_line(line: str, section: Section) -> None:
-    """The options uWSGI would misread or ignore, one problem each."""
-    for key, value in cache2.split(line):
-        canonical = cache2.CANONICAL.get(key)
-        if canonical is None:
-            hint = key.replace("-", "_")
-            meant = f" (did you mean {hint}?)" if hint in cache2.CANONICAL else ""
-            section.problem(
-                WARNING, f"{key!r} is not a cache2 option{meant}: uWSGI ignores it"
-            )
-        elif value is None:
-            section.problem(
-                WARNING, f"{key!r} has no '=': uWSGI ignores bare words; write {key}=1"
-            )
-        elif canonical in cache2.FLAGS and value.lower() in _OFF:
-            section.problem(
-                WARNING,
-                f"{key}={value} turns {canonical} ON: uWSGI checks flags for presence "
-                f"only; leave the option out to turn it off",
-            )
-        elif canonical in cache2.NUMBERS and not value.strip().isdigit():
-            read = cache2.loose_number(value)
-            section.problem(
-                ERROR,
-                f"{key}={value} is read as {read} (uWSGI takes the leading digits, no "
-                f"unit suffixes): write the number in full, e.g. blocksize=65536",
-            )
+# The doctor's level for each effect of a cache2 line's problem (options.problems).
+_LEVELS = {
+    cache2.EXITS: ERROR,
+    cache2.STORES_NOTHING: ERROR,
+    cache2.MISREAD: ERROR,
+    cache2.IGNORED: WARNING,
+}
 
 
 def explain_cache(line: str, where: str, instance: list[IniOption]) -> Section:
-    """The section for one cache2 line."""
+    """The section for one cache2 line; its ``outcome`` says whether uWSGI starts with
+    it and whether this package can store anything in it."""
     parsed = cache2.parse(line)
     section = Section(f"cache {parsed.name!r} ({where}): {line}")
-    _check_line(line, section)
+    found = cache2.problems(line)
+    for problem in found:
+        section.problem(_LEVELS[problem.effect], problem.text)
+    exits = [problem for problem in found if problem.effect == cache2.EXITS]
+    if exits:
+        # uWSGI stops at the first check that fails (options.problems keeps its order).
+        logs = f"logs '{exits[0].log}' and exits" if exits[0].log else "crashes"
+        section.outcome = WILL_NOT_START
+        section.fact("uWSGI", f"{WILL_NOT_START}: it {logs}")
+        return section  # nothing more to explain
+    stores_nothing = any(problem.effect == cache2.STORES_NOTHING for problem in found)
     raw = parsed.raw
-    if not raw.get("name"):
-        section.problem(ERROR, "no name=: uWSGI exits ('you have to specify a cache name')")
-    if parsed.items < 2:
-        section.problem(
-            ERROR,
-            f"items={parsed.items}: uWSGI exits without items and slot 0 is reserved; "
-            f"set items to the entries you need plus one",
-        )
-    if parsed.blocks < parsed.items:
-        section.problem(
-            ERROR, "blocks below items: uWSGI exits ('invalid number of cache blocks')"
-        )
-    if not 1 <= parsed.keysize < 65536:
-        section.problem(ERROR, f"keysize={parsed.keysize}: it must be 1 to 65535")
-    if raw.get("hash", "djb33x") not in _HASHES:
-        section.problem(ERROR, f"hash={raw['hash']}: use djb33x (the default) or murmur2")
-    hashsize = cache2.loose_number(raw["hashsize"]) if "hashsize" in raw else 65536
-    if raw.get("sync") and hashsize != 65536:
-        section.problem(
-            ERROR, "sync= with hashsize other than 65536 crashes uWSGI at start"
-        )
-    if any(level == ERROR for level, _text in section.problems):
-        return section  # uWSGI will not start with this line: nothing more to explain
-
     section.fact(
         "usable items", f"{parsed.usable_items} (items={parsed.items}; slot 0 is reserved)"
     )
@@ -159,20 +134,22 @@ def explain_cache(line: str, where: str, instance: list[IniOption]) -> Section:
         parsed.items * (_SLOT_OVERHEAD + parsed.keysize)
         + parsed.blocks * parsed.blocksize
         + (parsed.blocks + 7) // 8 * parsed.bitmap
-        + hashsize * 8
+        + parsed.hashsize * 8
     )
     section.fact(
         "memory",
         f"about {_size(memory)}: {parsed.items} slots x (88 + keysize) bytes, "
-        f"{parsed.blocks} blocks x {parsed.blocksize} bytes, {hashsize} hash buckets",
+        f"{parsed.blocks} blocks x {parsed.blocksize} bytes, {parsed.hashsize} hash "
+        f"buckets",
     )
     overhead = TRAILER_SIZE + MAC_SIZE
     if parsed.max_value_size <= overhead:
+        stores_nothing = True
         section.problem(
             ERROR,
             f"values may be {parsed.max_value_size} bytes, and an entry alone takes "
-            f"{TRAILER_SIZE} ({overhead} signed): every write is refused (as in "
-            f"unbit/uwsgi#1881); raise blocksize",
+            f"{TRAILER_SIZE} ({overhead} signed): uWSGI starts, but every write is "
+            f"refused (as in unbit/uwsgi#1881); raise blocksize",
         )
     elif parsed.max_value_size < 1024:
         section.problem(
@@ -221,6 +198,8 @@ def explain_cache(line: str, where: str, instance: list[IniOption]) -> Section:
             )
     if "clear_on_full" in raw:
         section.problem(WARNING, "clear_on_full: a full cache drops every entry at once")
+    section.outcome = STORES_NOTHING if stores_nothing else STARTS
+    section.facts.insert(0, ("uWSGI", section.outcome))
     return section
 
 

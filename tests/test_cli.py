@@ -69,9 +69,12 @@ def test_the_edge_ini_and_its_include(run: Run) -> None:
 ERRORS = [
     (["cache2 = name=c,max-items=100"], "'max-items' is not a cache2 option (did you"),
     (["cache2 = name=c,items=10,blocksize=64k"], "blocksize=64k is read as 64"),
-    (["cache2 = items=10"], "no name=: uWSGI exits"),
-    (["cache2 = name=c,items=1"], "items=1: uWSGI exits"),
-    (["cache2 = name=c,items=10,blocks=5,bitmap=1"], "blocks below items"),
+    (["cache2 = items=10"], "no name=: uWSGI will not start"),
+    (["cache2 = name=c,items=1"], "items=1: uWSGI starts, but slot 0 is reserved"),
+    (["cache2 = name=c,items=10,blocks=5,bitmap=1"],
+     "blocks=5 is below items=10: uWSGI will not start"),
+    (["cache2 = name=c, items=10"], "no items= (' items' is ignored): uWSGI will not"),
+    (["cache2 = name=c,items=10,hash=rr"], "every read misses"),
     (["cache2 = name=c,items=10", "cache2 = name=c,items=20"], "two caches are named"),
     (["cache2 = name=c,items=10,keysize=70000"], "keysize=70000"),
     (["cache2 = name=c,items=10,hash=md5"], "hash=md5"),
@@ -84,6 +87,9 @@ ERRORS = [
 WARNINGS = [
     (["cache2 = name=c,items=10,purge_lru=0"], "purge_lru=0 turns purge_lru ON"),
     (["cache2 = name=c,items=10,purge_lru"], "'purge_lru' has no '='"),
+    (["cache2 = name=c,items=10,block-size=64"],
+     "'block-size' is not a cache2 option (did you mean blocksize?)"),
+    (["cache2 = name=c,items=10,purge-lru=1"], "(did you mean purge_lru?)"),
     (["cache2 = name=c,items=10,blocksize=512"], "values over 484 bytes (signed)"),
     (["processes = 4", "cache2 = name=c,items=10"], "no master: uWSGI never frees"),
     (["master = true", "processes = 4", "cache2 = name=c,items=10"],
@@ -142,7 +148,10 @@ def test_doctor_without_an_ini_checks_the_app_config(run: Run) -> None:
     assert run("doctor").exit_code == 0
     # The uwsgi backend outside uWSGI loads without reading UWSGICACHE_MEMORY.
     result = run("doctor", UWSGICACHE_BACKEND="uwsgi", UWSGICACHE_MEMORY="items=9,lru=0")
-    assert result.exit_code == 1 and "UWSGICACHE_MEMORY: cache2 flag lru=0" in result.output
+    assert result.exit_code == 1
+    assert "UWSGICACHE_MEMORY: cache2 line 'items=9,lru=0': lru=0 turns purge_lru ON" in (
+        result.output
+    )
 
 
 @pytest.mark.launches_uwsgi

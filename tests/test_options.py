@@ -36,13 +36,97 @@ def test_backslash_escapes_a_comma() -> None:
     [
         ("items=10,purge_lru=0", "presence only"),
         ("items=10,blocksize=64k", "strtoul"),
-        ("items=10,max-items=5", "did you mean max_items"),
+        ("items=10,max-items=5", "did you mean items"),
         ("items=10,purge_lru", "bare words"),
-        ("items=1", "reserves slot 0"),
+        ("items=1", "slot 0 is reserved, so every write is refused"),
         ("items=10,blocks=5", "invalid number of cache blocks"),
         ("items=10,keysize=70000", "keysize"),
+        ("items=10, blocksize=4096", "' blocksize' is not a cache2 option"),
     ],
 )
 def test_strict_parsing_explains_what_uwsgi_would_do(line: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         options.parse(line, strict=True)
+
+
+def test_nothing_is_stripped_around_commas_and_equals() -> None:
+    # uwsgi_kvlist_parse compares keys as written: " items" is not "items".
+    assert options.split("name=c , items=20") == [("name", "c "), (" items", "20")]
+    parsed = options.parse("name=c , items=20")
+    assert (parsed.name, parsed.items) == ("c ", 0)
+
+
+def test_numbers_are_read_like_strtoul() -> None:
+    assert [options.loose_number(text) for text in (" 20", "+5", "64k", "abc", "")] == [
+        20,
+        5,
+        64,
+        0,
+        0,
+    ]
+    assert options.loose_number("-1") == 2**64 - 1  # wrapped around, as in C
+
+
+@pytest.mark.parametrize(
+    ("key", "meant"),
+    [
+        ("block-size", "blocksize"),
+        ("max-items", "items"),
+        ("purge-lru", "purge_lru"),
+        (" items", "items"),
+        ("Lazy-Expire", "lazy_expire"),
+        ("itmes", "items"),
+    ],
+)
+def test_near_misses_get_a_did_you_mean(key: str, meant: str) -> None:
+    (problem,) = options.problems(f"name=c,items=10,{key}=1")
+    assert problem.effect == options.IGNORED
+    assert f"did you mean {meant}?" in problem.text
+
+
+def test_an_unrelated_key_gets_no_guess() -> None:
+    (problem,) = options.problems("name=c,items=10,colour=blue")
+    assert "did you mean" not in problem.text
+
+
+def test_a_bad_items_is_fixed_with_items() -> None:
+    (problem,) = options.problems("name=c,items=abc")
+    assert problem.effect == options.EXITS
+    assert problem.log == "you have to specify the maximum number of cache items"
+    assert "write items=N" in problem.text and "blocksize" not in problem.text
+
+
+def test_a_unit_suffix_gets_the_number_in_full() -> None:
+    (problem,) = options.problems("name=c,items=10,blocksize=64k")
+    assert problem.effect == options.MISREAD
+    assert "read as 64" in problem.text and "write blocksize=65536" in problem.text
+
+
+@pytest.mark.parametrize(
+    ("line", "effect"),
+    [
+        ("name=c,items=1", options.STORES_NOTHING),
+        ("name=c,items=10,hash=random", options.STORES_NOTHING),
+        ("name=c,items=10,hash=md5", options.EXITS),
+        ("name=c,items=10,blocks=0", options.EXITS),
+        ("name=c,items=10,hashsize=0", options.EXITS),
+        ("name=c,items=10,keysize=65536", options.EXITS),
+        ("name=,items=10", options.MISREAD),
+        ("name=c,items=10,items=20", options.IGNORED),
+    ],
+)
+def test_each_problem_says_what_uwsgi_does(line: str, effect: str) -> None:
+    assert [problem.effect for problem in options.problems(line)] == [effect]
+
+
+def test_uwsgi_logs_only_its_first_failed_check() -> None:
+    # uwsgi_cache_create checks name, then items: the doctor quotes the name's log.
+    first, second = options.problems("items=0")
+    assert first.log == "you have to specify a cache name"
+    assert second.log == "you have to specify the maximum number of cache items"
+
+
+def test_a_sound_line_has_no_problems() -> None:
+    assert (
+        options.problems("name=default,items=20,blocksize=65536,keysize=60,bitmap=1") == []
+    )
