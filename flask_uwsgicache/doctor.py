@@ -22,7 +22,7 @@ from . import options as cache2
 from .edge import parse_config
 from .edgeroutes import EDGE_ROUTE_KEY, route_guards
 from .envelope import MAC_SIZE, TRAILER_SIZE
-from .ini import IniOption, last, read_ini
+from .ini import IniOption, last, read_ini, values
 from .keys import DIGEST_CHARS, HASH_MARK
 from .privacy import personal_headers
 
@@ -296,12 +296,7 @@ def _app(config: Mapping[str, Any], names: list[str], instance: list[IniOption])
             f"no cache2 line has name={name}: init_app fails under uWSGI; add "
             f"'{cache2.ini_hint(name)}'",
         )
-    elif names[-1] != name:
-        section.problem(
-            WARNING,
-            f"the line of {name!r} is not the last cache2 line: uWSGI 2.0 shows only the "
-            f"last one to Python (unbit/uwsgi#1374), so its limits are unknown to the app",
-        )
+    _responses(config, name, instance, section)
     routes = _routes(instance)
     credentials = personal_headers(config.get("UWSGICACHE_PERSONAL_HEADERS", ()))
     for content_type, edge in parse_config(config.get("UWSGICACHE_EDGE")).items():
@@ -319,6 +314,45 @@ def _app(config: Mapping[str, Any], names: list[str], instance: list[IniOption])
                 "edge", f"{edge!r} serves {content_type} (route at {routes[edge]})"
             )
     return section
+
+
+def _responses(
+    config: Mapping[str, Any], name: str, instance: list[IniOption], section: Section
+) -> None:
+    """Where responses of cached views go (``UWSGICACHE_RESPONSES_NAME``, from the app's
+    config or an ``env = FLASK_UWSGICACHE_RESPONSES_NAME=...`` line of the ini)."""
+    caches = {
+        parsed.name: parsed
+        for parsed in (cache2.parse(line) for line in values(instance, "cache2"))
+    }
+    responses = config.get("UWSGICACHE_RESPONSES_NAME")
+    for line in values(instance, "env"):
+        key, _, value = line.partition("=")
+        if key.strip() == "FLASK_UWSGICACHE_RESPONSES_NAME":
+            responses = value.strip()
+    if not responses or responses == name:
+        section.fact(
+            "responses",
+            f"in {name!r} with the app's data: a client requesting unique URLs of a "
+            f"cached view can fill it (UWSGICACHE_RESPONSES_NAME gives them a cache of "
+            f"their own; see deploy/uwsgi.ini)",
+        )
+        return
+    if responses not in caches:
+        section.problem(
+            ERROR,
+            f"no cache2 line has name={responses} (UWSGICACHE_RESPONSES_NAME): init_app "
+            f"fails under uWSGI; add "
+            f"'{cache2.ini_hint(responses)},purge_lru=1'",
+        )
+        return
+    section.fact("responses", f"in {responses!r} (UWSGICACHE_RESPONSES_NAME)")
+    if not caches[responses].purge_lru:
+        section.problem(
+            WARNING,
+            f"the responses' cache {responses!r} has no purge_lru: a flood of unique URLs "
+            f"fills it and no new page is cached until entries expire; add purge_lru=1",
+        )
 
 
 def _unsafe_edge_route(

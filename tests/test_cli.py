@@ -53,7 +53,34 @@ def test_the_reference_deployment_ini_is_healthy(run: Run) -> None:
     assert "bitmap: uWSGI's cache_inc does not count here" in result.output
     assert "largest value  1310720 bytes" in result.output
     assert "lock engine    ipcsem" in result.output
+    assert "responses      in 'views' (UWSGICACHE_RESPONSES_NAME)" in result.output
     assert result.output.endswith("0 error(s), 0 warning(s)\n")
+
+
+def test_the_doctor_checks_the_responses_cache(run: Run, tmp_path: Path) -> None:
+    app_line = "cache2 = name=c,items=20"
+    shared = run("doctor", "--ini", ini(tmp_path, app_line), UWSGICACHE_NAME="c")
+    assert "responses      in 'c' with the app's data" in shared.output
+    assert shared.exit_code == 0, shared.output
+    missing = run(
+        "doctor", "--ini", ini(tmp_path, app_line), UWSGICACHE_NAME="c",
+        UWSGICACHE_RESPONSES_NAME="pages",
+    )  # fmt: skip
+    assert missing.exit_code == 1
+    assert "no cache2 line has name=pages (UWSGICACHE_RESPONSES_NAME)" in missing.output
+    # The name may come from the ini's env line, as in deploy/uwsgi.ini.
+    lines = (
+        app_line,
+        "cache2 = name=pages,items=50",
+        "env = FLASK_UWSGICACHE_RESPONSES_NAME=pages",
+    )
+    no_lru = run("doctor", "--ini", ini(tmp_path, *lines), UWSGICACHE_NAME="c")
+    assert "responses      in 'pages'" in no_lru.output
+    assert no_lru.exit_code == 0, no_lru.output
+    assert "'pages' has no purge_lru" in no_lru.output
+    with_lru = [line.replace("items=50", "items=50,purge_lru=1") for line in lines]
+    lru = run("doctor", "--ini", ini(tmp_path, *with_lru), UWSGICACHE_NAME="c")
+    assert "no purge_lru" not in lru.output
 
 
 def test_the_edge_ini_and_its_include(run: Run) -> None:
@@ -96,8 +123,6 @@ WARNINGS = [
      "set lock-engine = ipcsem"),
     (["master = true", "processes = 4", "cache2 = name=c,items=10,lazy_expire=1"],
      "lazy_expire with several processes"),
-    (["cache2 = name=c,items=10", "cache2 = name=d,items=10"],
-     "the line of 'c' is not the last cache2 line"),
     (["cache2 = name=c,items=10,bitmap=1,store=/tmp/x"], "bitmap with store="),
     (["cache2 = name=c,items=10,udp=127.0.0.1:3000"], "unauthenticated"),
     (["cache2 = name=edge,items=10", "cache2 = name=c,items=10"],
