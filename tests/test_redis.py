@@ -103,6 +103,9 @@ def test_planted_digits_are_no_counter(cache: BoundCache, client_of: redis.Redis
     assert cache.get("n") is None
     assert cache.inc("n") == 1
     assert cache.get("n") == 1
+    client_of.set(NS + b"copy", valid)  # a valid counter, under another key
+    assert cache.get("copy") is None
+    assert cache.inc("copy") == 1
 
 
 def test_counters_span_64_bits_exactly(cache: BoundCache) -> None:
