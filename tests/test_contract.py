@@ -25,11 +25,19 @@ Lines = Callable[[], list[str]]
 PLANTED: list[str] = []
 
 
+def record_planted(text: str) -> None:
+    PLANTED.append(text)
+
+
 class Exploit:
-    """A pickle that records that it ran, to prove hostile pickles are never loaded."""
+    """A pickle that records that it ran, to prove hostile pickles are never loaded.
+
+    Its payload calls a module-level function (pickled by reference): a bound method
+    such as ``PLANTED.append`` would pickle the list by value, and loading it would
+    append to a copy that no test can see."""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (PLANTED.append, ("pickle payload ran",))
+        return (record_planted, ("pickle payload ran",))
 
 
 @pytest.mark.parametrize(
@@ -204,17 +212,16 @@ def test_a_value_too_large_is_refused_with_its_size(
 
 
 def fill(cache: BoundCache) -> int:
-    """Store one small entry per usable slot; returns how many."""
-    if not cache.backend.bounded:
-        pytest.skip(
-            f"{cache.backend.name} has no item limit (tests/test_redis.py fills it)"
-        )
+    """Store one small entry per usable slot; returns how many. For tests marked
+    ``bounded`` (tests/test_redis.py fills a Redis by its memory instead)."""
+    assert cache.backend.bounded
     usable = cache.backend.options.usable_items
     for number in range(usable):
         assert cache.set(f"fill{number}", number, timeout=0), number
     return usable
 
 
+@pytest.mark.bounded
 def test_a_full_cache_refuses_new_keys_and_keeps_the_rest(
     cache: BoundCache, log_lines: Lines
 ) -> None:
@@ -240,11 +247,10 @@ def test_a_full_cache_refuses_new_keys_and_keeps_the_rest(
         cache.set("extra", 1)
 
 
+@pytest.mark.bounded
 def test_expired_entries_make_room_in_a_full_cache(
     cache: BoundCache, advance: Advance
 ) -> None:
-    if not cache.backend.bounded:
-        pytest.skip(f"{cache.backend.name} has no item limit")
     usable = cache.backend.options.usable_items
     for number in range(usable):
         assert cache.set(f"fill{number}", number, timeout=1)
@@ -314,6 +320,7 @@ def test_inc_raises_a_refused_write(cache: BoundCache) -> None:
     assert cache.set("", 1) is False  # the control: set() says False for the same
 
 
+@pytest.mark.bounded
 def test_inc_on_a_full_cache_raises_and_logs_it(
     cache: BoundCache, log_lines: Lines
 ) -> None:
@@ -443,13 +450,28 @@ def test_a_damaged_entry_is_a_logged_miss(
 
 
 def test_a_planted_pickle_is_never_loaded(cache: BoundCache, log_lines: Lines) -> None:
+    assert cache.envelope.secret is not None  # the fixture's app signs
     unsigned = Envelope(get_serializer("pickle"), None, cache.clock)
-    storage_key = cache.storage_key("k")
-    cache.backend.set(storage_key, unsigned.encode(storage_key, Exploit(), 0), 0)
-    cache.backend.set(b"raw", pickle.dumps(Exploit()), 0)
-    assert cache.get("k") is None
+    wrapped, bare = cache.storage_key("wrapped"), cache.storage_key("bare")
+    # A pickle in an unsigned entry (what an app without signing writes), and a bare
+    # pickle, as anything that can write to the store could plant them.
+    cache.backend.set(wrapped, unsigned.encode(wrapped, Exploit(), 0), 0)
+    cache.backend.set(bare, pickle.dumps(Exploit()), 0)
+    for key in ("wrapped", "bare"):
+        assert cache.get(key, "default") == "default"
+        assert cache.get_many(key) == [None]
+        assert cache.has(key) is False
+        assert cache.add(key, "mine") is True  # replaced, never read
+        assert cache.get(key) == "mine"
     assert PLANTED == []
-    assert log_lines()
+    assert "unsigned entry while signing is on" in log_lines()[0]
+    # The control: the same entries are loaded by an app that does not sign (the
+    # pickle runs), so the test above can see a load.
+    open_cache = BoundCache(cache.backend, unsigned)
+    cache.backend.set(wrapped, unsigned.encode(wrapped, Exploit(), 0), 0)
+    open_cache.get("wrapped")
+    assert PLANTED == ["pickle payload ran"]
+    PLANTED.clear()
 
 
 def test_a_json_cache_never_loads_a_pickle(cache: BoundCache) -> None:

@@ -66,3 +66,21 @@ def test_random_bytes_never_raise_anything_but_rejection(secret: bytes | None) -
             continue
         if secret is not None:
             assert data == valid and value == {"a": [1, 2]}
+        # Unsigned, a damaged entry may decode (nothing can tell), but any other
+        # exception than EntryRejected (struct.error, UnpicklingError...) fails here.
+    # The control: the valid entry itself decodes on both.
+    assert envelope(secret).decode(b"k", valid) == {"a": [1, 2]}
+
+
+def test_unsigned_entries_are_checked_for_their_form() -> None:
+    unsigned = envelope(None)
+    entry = unsigned.encode(b"k", {"a": 1}, 0)
+    assert unsigned.decode(b"k", entry) == {"a": 1}
+    with pytest.raises(EntryRejected, match="not written by flask-uwsgicache"):
+        unsigned.decode(b"k", entry[:-1] + b"\x09")  # another format version
+    with pytest.raises(EntryRejected, match="too short"):
+        unsigned.decode(b"k", b"abc")
+    with pytest.raises(EntryRejected, match="does not load"):
+        unsigned.decode(b"k", b"\x80garbage" + entry[-12:])  # a pickle that fails
+    signed = envelope().encode(b"k", "v", 0)
+    assert unsigned.decode(b"k", signed) == "v"  # read, not verified: no secret

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_uwsgicache import BoundCache, UWSGICache, contexts, extension
+from flask_uwsgicache import BoundCache, CacheFullError, UWSGICache, contexts, extension
 from flask_uwsgicache.backends.memory import MemoryBackend
 
 MakeApp = Callable[..., Flask]
@@ -179,8 +179,9 @@ def test_raise_errors_turns_refusals_into_exceptions(make_app: MakeApp) -> None:
     ext = UWSGICache(app)
     with app.app_context():
         assert ext.set("a", 1)
-        with pytest.raises(Exception, match="full"):
+        with pytest.raises(CacheFullError, match="items=2"):
             ext.set("b", 1)
+        assert ext.get("b") is None and ext.get("a") == 1
 
 
 class CountingDict(dict[str, Any]):

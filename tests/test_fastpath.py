@@ -9,7 +9,7 @@ import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 
-from flask_uwsgicache import UWSGICache
+from flask_uwsgicache import BoundCache, UWSGICache
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -115,8 +115,26 @@ def test_views_with_per_request_options_go_through_flask(
     assert flask_runs == ["/page"] * 2
 
 
-def test_an_uncached_app_is_untouched(make_app: Callable[..., Flask]) -> None:
-    app = make_app(UWSGICACHE_BACKEND="memory")
-    UWSGICache(app)
-    app.route("/")(lambda: "plain")
-    assert app.test_client().get("/").text == "plain"
+def test_an_uncached_app_is_untouched(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups: list[str] = []
+    original = BoundCache.get
+
+    def get(cache: BoundCache, key: str, default: Any = None) -> Any:
+        lookups.append(key)
+        return original(cache, key, default)
+
+    monkeypatch.setattr(BoundCache, "get", get)
+    plain, control = make_app(), make_app()
+    for app in (plain, control):
+        app.route("/")(lambda: "plain")
+    add_page(control, UWSGICache(control), "/page")  # one cached view, elsewhere
+    UWSGICache(plain)
+    assert plain.test_client().get("/").text == "plain"
+    assert lookups == []  # no cached view: the fast path looks nothing up
+    # The control: once a cached view has stored a page, the same request is looked up.
+    assert control.test_client().get("/page").text == "page "
+    lookups.clear()
+    assert control.test_client().get("/").text == "plain"
+    assert lookups

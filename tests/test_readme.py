@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import docutils.core
@@ -27,7 +28,40 @@ def test_each_docs_page_is_valid_restructuredtext(page: str) -> None:
     )
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+def the_two_commands() -> list[str]:
+    """The commands of README's "The two commands" block, comments left out."""
     readme = (ROOT / "README.rst").read_text()
-    assert "bash scripts/test.sh" in readme
-    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+    section = readme.split("The two commands\n", 1)[1]
+    block = section.split(".. code-block:: sh\n\n", 1)[1].split("\n\n", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines()]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    run, test = the_two_commands()
+    assert (run, test) == ("bash scripts/run-example.sh", "bash scripts/test.sh")
+    for command in (run, test):  # the scripts exist and parse
+        subprocess.run(["bash", "-n", command.split()[1]], cwd=ROOT, check=True)
+    ci = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    # .ci/run runs the test command itself (not in a comment, not changed), after it
+    # has made a missing server a failure.
+    assert test in ci
+    assert ci.index("export UWSGICACHE_REQUIRE_SERVERS=1") < ci.index(test)
+    subprocess.run(["bash", "-n", ".ci/run"], cwd=ROOT, check=True)
+
+
+def test_a_missing_server_fails_where_servers_are_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from conftest import needs
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("UWSGICACHE_REQUIRE_SERVERS", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        needs("no redis-server")  # a developer's machine: skipped
+    monkeypatch.setenv("UWSGICACHE_REQUIRE_SERVERS", "1")  # what .ci/run sets
+    with pytest.raises(pytest.fail.Exception, match="no redis-server"):
+        needs("no redis-server")

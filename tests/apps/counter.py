@@ -41,6 +41,20 @@ def set_value(key: str) -> ResponseReturnValue:
     return jsonify(pid=os.getpid(), stored=stored)
 
 
+@application.route("/plant/<key>")
+def plant(key: str) -> ResponseReturnValue:
+    """``key`` with an entry that expires in ``timeout`` seconds, which uWSGI is told
+    to keep for an hour: whatever its sweeper does, it still holds the item after."""
+    import uwsgi
+
+    bound = application.extensions["uwsgicache"]
+    storage_key = bound.storage_key(key)
+    expires_at = time.time() + request.args.get("timeout", type=float, default=1.0)
+    entry = bound.envelope.encode(storage_key, request.args["value"], expires_at)
+    stored = uwsgi.cache_update(storage_key, entry, 3600, bound.backend.cache_name)
+    return jsonify(pid=os.getpid(), stored=bool(stored))
+
+
 @application.route("/get/<key>")
 def get_value(key: str) -> ResponseReturnValue:
     return jsonify(pid=os.getpid(), value=cache.get(key), raw=raw_present(key))
