@@ -82,7 +82,7 @@ def test_edge_hits_never_reach_python(start_uwsgi: Start) -> None:
     assert python_requests(server) == before + 3
     # The app's cache2 line is the last one, so the app knows its limits (#1374).
     server.stop()
-    assert "Cannot read the cache2 options" not in server.output
+    assert "cannot read the cache2 options" not in server.output
 
 
 def raw_get(url: str, target: str, headers: dict[str, str]) -> bytes:

@@ -172,10 +172,11 @@ class UWSGIBackend(Backend):
         options = find_options(cache_name)
         if options is None:
             logger.warning(
-                "Cannot read the cache2 options of cache %r, neither from uWSGI's cache "
-                "structure (another uWSGI version?) nor from uwsgi.opt (which keeps only "
-                "the last cache2 line, unbit/uwsgi#1374); assuming uWSGI's defaults "
-                "(keysize=2048, blocksize=65536). Put this cache's cache2 line last.",
+                "flask-uwsgicache: cannot read the cache2 options of cache %r, neither "
+                "from uWSGI's cache structure (another uWSGI version?) nor from uwsgi.opt "
+                "(which keeps only the last cache2 line, unbit/uwsgi#1374); assuming "
+                "uWSGI's defaults (keysize=2048, blocksize=65536). Put this cache's "
+                "cache2 line last.",
                 cache_name,
             )
             options = cache2.parse(f"name={cache_name},items=2")
@@ -185,17 +186,17 @@ class UWSGIBackend(Backend):
             # The default pthread rwlock is not robust (docs/uwsgi-cache2-facts.rst §7):
             # measured in README "Deploying" with the trade-off.
             logger.warning(
-                "Cache %r runs with uWSGI's default lock engine and %d processes: a "
-                "worker killed while holding the cache's write lock (harakiri, the OOM "
-                "killer) blocks every later cache call forever (unbit/uwsgi#1202). Set "
-                "lock-engine = ipcsem in the [uwsgi] section.",
+                "flask-uwsgicache: cache %r runs with uWSGI's default lock engine and %d "
+                "processes: a worker killed while holding the cache's write lock "
+                "(harakiri, the OOM killer) blocks every later cache call forever "
+                "(unbit/uwsgi#1202). Set lock-engine = ipcsem in the [uwsgi] section.",
                 cache_name,
                 uwsgi.numproc,
             )
         if options.lazy_expire and uwsgi.numproc > 1:
             logger.warning(
-                "Cache %r uses lazy_expire with %d processes: uWSGI deletes expired "
-                "items under a read lock, which can corrupt the cache "
+                "flask-uwsgicache: cache %r uses lazy_expire with %d processes: uWSGI "
+                "deletes expired items under a read lock, which can corrupt the cache "
                 "(docs/uwsgi-cache2-facts.rst §8). Remove lazy_expire or use "
                 "lock-engine = ipcsem.",
                 cache_name,
