@@ -1,7 +1,9 @@
 """The example app: ``wsgi-file = example_app/manage.py``, ``callable = flaskapp``.
 
-Every page shows which worker process answered; reload and watch the pid change while
-the data stays the same: the workers share one uWSGI cache. Outside uWSGI
+Every page that is not cached shows which worker process answered (cached ones, which
+worker computed them); reload and watch the pid change while the data stays the same:
+the workers share one uWSGI cache. Counts the cache cannot keep (it is full) show as
+null ("unknown") rather than failing the page. Outside uWSGI
 (``flask --app example_app/manage.py run``) the same code uses the memory backend.
 """
 
@@ -11,10 +13,12 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, abort, jsonify, request
+from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from flask_uwsgicache import UWSGICache
+from flask_uwsgicache.errors import CacheError, CacheFullError, ValueTooLargeError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -33,7 +37,8 @@ INDEX = """<!doctype html>
       keyed by its sorted query string</li>
   <li><a href="/primes/50000">/primes/50000</a>: a memoized computation</li>
   <li><a href="/api/keys/greeting">/api/keys/greeting</a>: GET, PUT <code>{{"value": …,
-      "timeout": …}}</code> or DELETE one key</li>
+      "timeout": …}}</code> or DELETE a key of your own (kept apart from the app's
+      counters; bad input gets a 4xx with a JSON error)</li>
   <li><a href="/news">/news</a> and <a href="/api/clock">/api/clock</a>: edge-cached
       (<code>edge=True</code>): with deploy/uwsgi-edge.ini uWSGI answers them from its
       cache without calling Python; <code>POST /news/refresh</code> invalidates</li>
@@ -53,14 +58,32 @@ render again.</p>
 """
 
 
+# The JSON API's keys live under this prefix, so no request can reach the keys the app
+# uses itself (the counters below).
+API_PREFIX = "api:"
+API_KEY_CHARS = 200
+
+
+def count(name: str) -> int | None:
+    """``cache.inc(name)``; None when the cache refused the write (a full cache, Redis
+    down): a page shows the count as unknown instead of failing."""
+    try:
+        return cache.inc(name, timeout=0)
+    except CacheError:
+        return None
+
+
 def count_requests(app: Flask) -> None:
     """Count every request that reaches Python in ``python_requests`` (edge hits do
-    not). A refused write (a full cache) only makes the count low."""
+    not). A refused write (a full cache) leaves the count behind, never the request."""
     bound = app.extensions["uwsgicache"]
     inner = app.wsgi_app
 
     def counted(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        bound.inc("python_requests", timeout=0)
+        try:
+            bound.inc("python_requests", timeout=0)
+        except CacheError:
+            pass
         return inner(environ, start_response)
 
     app.wsgi_app = counted  # type: ignore[method-assign]
@@ -87,6 +110,9 @@ def create_app() -> Flask:
             "SECRET_KEY", "change me: cache entries are signed with it"
         ),
         UWSGICACHE_DEFAULT_TIMEOUT=300,
+        # The JSON API answers why a value was refused (cached views still never fail:
+        # the decorators catch refusals whatever this says).
+        UWSGICACHE_RAISE_ERRORS=True,
         # Used with UWSGICACHE_BACKEND = "redis" (FLASK_UWSGICACHE_BACKEND=redis).
         UWSGICACHE_REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         # The edge caches of deploy/uwsgi-edge.ini, by the content type they serve.
@@ -107,14 +133,19 @@ def create_app() -> Flask:
     def index() -> ResponseReturnValue:
         return INDEX.format(pid=os.getpid())
 
+    @app.errorhandler(HTTPException)
+    def json_error(error: HTTPException) -> ResponseReturnValue:
+        # Every error of this app is JSON, as its API is (404, 405, 400 ...).
+        return jsonify(error=error.description, pid=os.getpid()), error.code or 500
+
     @app.route("/counter")
     def counter() -> ResponseReturnValue:
-        return jsonify(visits=cache.inc("visits", timeout=0), pid=os.getpid())
+        return jsonify(visits=count("visits"), pid=os.getpid())
 
     @app.route("/slow")
     @cache.cached(timeout=30)
     def slow() -> ResponseReturnValue:
-        runs = cache.inc("slow_view_runs", timeout=0)
+        runs = count("slow_view_runs")
         time.sleep(1)
         return jsonify(computed_at=time.time(), computed_by=os.getpid(), body_runs=runs)
 
@@ -138,28 +169,48 @@ def create_app() -> Flask:
     @app.route("/primes/<int:limit>")
     def primes(limit: int) -> ResponseReturnValue:
         if not 2 <= limit <= 5_000_000:
-            abort(400, "limit must be 2 to 5000000")
+            return api_error(400, "limit must be 2 to 5000000")
         started = time.perf_counter()
         found = count_primes(limit)
-        return jsonify(limit=limit, primes=found, seconds=time.perf_counter() - started)
+        return jsonify(
+            limit=limit,
+            primes=found,
+            seconds=time.perf_counter() - started,
+            pid=os.getpid(),
+        )
 
     @app.route("/api/keys/<key>", methods=["GET", "PUT", "DELETE"])
     def api_key(key: str) -> ResponseReturnValue:
+        if len(key) > API_KEY_CHARS:
+            return api_error(400, f"keys are at most {API_KEY_CHARS} characters")
+        stored_as = API_PREFIX + key
         if request.method == "PUT":
             body = request.get_json(force=True, silent=True)
             if not isinstance(body, dict) or "value" not in body:
-                abort(400, 'send JSON like {"value": 1, "timeout": 60}')
-            stored = cache.set(key, body["value"], timeout=body.get("timeout"))
-            return jsonify(key=key, stored=stored, pid=os.getpid()), 200 if stored else 507
+                return api_error(400, 'send a JSON object like {"value": 1, "timeout": 60}')
+            try:  # UWSGICACHE_RAISE_ERRORS: a refusal says why
+                cache.set(stored_as, body["value"], timeout=body.get("timeout"))
+            except ValueTooLargeError as error:
+                return api_error(413, str(error))
+            except CacheFullError as error:  # not the client's fault: the cache is full
+                return api_error(507, str(error))
+            except (TypeError, ValueError) as error:  # a bad timeout, or a bad key
+                return api_error(400, str(error))
+            return jsonify(key=key, stored=True, pid=os.getpid())
         if request.method == "DELETE":
-            return jsonify(key=key, deleted=cache.delete(key), pid=os.getpid())
-        return jsonify(key=key, value=cache.get(key), found=cache.has(key), pid=os.getpid())
+            return jsonify(key=key, deleted=cache.delete(stored_as), pid=os.getpid())
+        value = cache.get(stored_as)
+        return jsonify(key=key, value=value, found=cache.has(stored_as), pid=os.getpid())
 
     @app.route("/news")
     @cache.cached(timeout=30, edge=True)
     def news() -> ResponseReturnValue:
-        runs = cache.inc("news_renders", timeout=0)
-        return NEWS.format(at=time.strftime("%H:%M:%S"), pid=os.getpid(), runs=runs)
+        runs = count("news_renders")
+        return NEWS.format(
+            at=time.strftime("%H:%M:%S"),
+            pid=os.getpid(),
+            runs="unknown" if runs is None else runs,
+        )
 
     @app.post("/news/refresh")
     def refresh_news() -> ResponseReturnValue:
@@ -180,10 +231,15 @@ def create_app() -> Flask:
             pid=os.getpid(),
             python_requests=cache.get("python_requests"),
             news_renders=cache.get("news_renders"),
+            slow_view_runs=cache.get("slow_view_runs"),
             stats=cache.stats(),
         )
 
     return app
+
+
+def api_error(status: int, message: str) -> ResponseReturnValue:
+    return jsonify(error=message, pid=os.getpid()), status
 
 
 flaskapp = create_app()
