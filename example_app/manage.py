@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from flask_uwsgicache import UWSGICache
-from flask_uwsgicache.errors import CacheError, CacheFullError, ValueTooLargeError
+from flask_uwsgicache.errors import CacheError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -110,9 +110,6 @@ def create_app() -> Flask:
             "SECRET_KEY", "change me: cache entries are signed with it"
         ),
         UWSGICACHE_DEFAULT_TIMEOUT=300,
-        # The JSON API answers why a value was refused (cached views still never fail:
-        # the decorators catch refusals whatever this says).
-        UWSGICACHE_RAISE_ERRORS=True,
         # Used with UWSGICACHE_BACKEND = "redis" (FLASK_UWSGICACHE_BACKEND=redis).
         UWSGICACHE_REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         # The edge caches of deploy/uwsgi-edge.ini, by the content type they serve.
@@ -188,14 +185,16 @@ def create_app() -> Flask:
             body = request.get_json(force=True, silent=True)
             if not isinstance(body, dict) or "value" not in body:
                 return api_error(400, 'send a JSON object like {"value": 1, "timeout": 60}')
-            try:  # UWSGICACHE_RAISE_ERRORS: a refusal says why
-                cache.set(stored_as, body["value"], timeout=body.get("timeout"))
-            except ValueTooLargeError as error:
-                return api_error(413, str(error))
-            except CacheFullError as error:  # not the client's fault: the cache is full
-                return api_error(507, str(error))
-            except (TypeError, ValueError) as error:  # a bad timeout, or a bad key
+            # The stored entry is about the body's size plus a few dozen bytes.
+            largest = app.extensions["uwsgicache"].describe()["max_value_size"] - 64
+            if (request.content_length or 0) > largest:
+                return api_error(413, f"send at most {largest} bytes")
+            try:
+                stored = cache.set(stored_as, body["value"], timeout=body.get("timeout"))
+            except (TypeError, ValueError) as error:  # a bad timeout
                 return api_error(400, str(error))
+            if not stored:  # not the client's fault: the log says why (a full cache)
+                return api_error(507, "the cache refused the value (see the log)")
             return jsonify(key=key, stored=True, pid=os.getpid())
         if request.method == "DELETE":
             return jsonify(key=key, deleted=cache.delete(stored_as), pid=os.getpid())

@@ -41,7 +41,16 @@ from .errors import (
     InvalidKeyError,
     NotACounterError,
 )
-from .keys import HASHED_TAIL, INTERNAL, MEMOIZED, RESPONSES, RESULTS, USER, fenced
+from .keys import (
+    HASHED_TAIL,
+    INTERNAL,
+    MEMOIZED,
+    RECOMPUTABLE,
+    RESPONSES,
+    RESULTS,
+    USER,
+    fenced,
+)
 from .keys import storage_key as encode_key
 from .logs import RateLimitedLog
 from .viewstats import ViewStats
@@ -67,8 +76,10 @@ class BoundCache:
         responses_backend: Backend | None = None,
     ) -> None:
         self.backend = backend
-        #: Where responses of cached views go when not in ``backend``
-        #: (``UWSGICACHE_RESPONSES_NAME``: a cache of their own, which may evict).
+        #: Where what can be computed again goes when not in ``backend``: responses of
+        #: cached views, results of cached functions, memoized results and versions,
+        #: and their freshness marks (``UWSGICACHE_RESPONSES_NAME``: a cache of their
+        #: own, which may evict; :data:`keys.RECOMPUTABLE`).
         self.responses_backend = responses_backend
         self.envelope = envelope
         self.key_prefix = key_prefix
@@ -137,7 +148,7 @@ class BoundCache:
             found = copy.copy(self._spaces[USER])
             found.space_tag = tag
             found._prefix_bytes = self._spaces[USER]._prefix_bytes + tag
-            if tag == RESPONSES and self.responses_backend is not None:
+            if tag[:2] in RECOMPUTABLE and self.responses_backend is not None:
                 found.backend = self.responses_backend
                 found._read, found._read_name = found.backend.reader()
                 found._max_key = min(found.backend.max_key_size, 65535)

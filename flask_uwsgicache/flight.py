@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Final
 
 from .envelope import MISSING
+from .keys import FRESH
 
 if TYPE_CHECKING:
     from .cache import BoundCache
@@ -52,9 +53,10 @@ def lease_key(cache: BoundCache, key: str) -> str:
     return f"lease:{cache.space_tag.hex()}:{key}"
 
 
-def fresh_key(cache: BoundCache, key: str) -> str:
-    """The internal key that says ``key`` is fresh (``stale_while_revalidate``)."""
-    return f"fresh:{cache.space_tag.hex()}:{key}"
+def fresh_marks(cache: BoundCache) -> BoundCache:
+    """The space whose entry under a key says that key of ``cache`` is fresh
+    (``stale_while_revalidate``): next to the entries, in the same store."""
+    return cache.space(cache.space_tag + FRESH)
 
 
 class Lease(enum.Enum):
@@ -169,10 +171,10 @@ class _Flight:
 
     cache: BoundCache | Quiet
     leases: BoundCache | Quiet
+    marks: BoundCache | Quiet
     key: str
     options: Options
     lease: str
-    fresh: str
     token: str
 
 
@@ -204,7 +206,7 @@ def _compute_and_store(flight: _Flight, lease: str | None) -> Plan:
             lease = None
             stored = cache.set(key, to_store, ttl)
         if stored and options.stale_while_revalidate and ttl:
-            leases.set(flight.fresh, 1, ttl - options.stale_while_revalidate)
+            flight.marks.set(key, 1, ttl - options.stale_while_revalidate)
         return Outcome(result, hit=False, refused=not stored)
     finally:
         if lease is not None:
@@ -249,17 +251,18 @@ def plan(
     """
     here: BoundCache | Quiet = cache
     leases: BoundCache | Quiet = cache.internal
+    marks: BoundCache | Quiet = fresh_marks(cache)
     if options.quiet:
-        here, leases = Quiet(cache), Quiet(cache.internal)
+        here, leases, marks = Quiet(cache), Quiet(cache.internal), Quiet(fresh_marks(cache))
     token = f"{os.getpid()}:{time.monotonic_ns()}"
     lease = lease_key(cache, key)
-    flight = _Flight(here, leases, key, options, lease, fresh_key(cache, key), token)
+    flight = _Flight(here, leases, marks, key, options, lease, token)
     if lease in _held.get():  # called inside its own computation: no one to wait for
         return (yield from _compute_and_store(flight, None))
     if not forced and not looked:
         found = read(here, key, options.decode)
         if found is not MISSING:
-            if not options.stale_while_revalidate or leases.has(flight.fresh):
+            if not options.stale_while_revalidate or marks.has(key):
                 return Outcome(found, hit=True)
             # Stale: one process refreshes, the others serve the stale copy meanwhile.
             if _take_lease(leases, lease, token, options.wait) is Lease.TAKEN:

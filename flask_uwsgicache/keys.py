@@ -40,6 +40,14 @@ RESPONSES = b"\xfeR"
 RESULTS = b"\xfeC"
 MEMOIZED = b"\xfeM"
 INTERNAL = b"\xfeI"
+#: Versions of memoized functions and instances (``delete_memoized`` bumps them).
+VERSIONS = b"\xfeV"
+#: Appended to a space's tag: the space of its "still fresh" marks
+#: (``stale_while_revalidate``), next to the entries they are about.
+FRESH = b"\xfeF"
+#: Spaces whose entries can be computed again: with ``UWSGICACHE_RESPONSES_NAME`` they
+#: live in that cache (which may evict), apart from the app's data and counters.
+RECOMPUTABLE = (RESPONSES, RESULTS, MEMOIZED, VERSIONS)
 
 
 def fenced(namespace: str) -> bytes:

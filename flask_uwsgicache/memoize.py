@@ -20,7 +20,7 @@ from . import flight, wrapping
 from .cache import BoundCache
 from .callables import Args, Kwargs, bypass, forced, staleness
 from .hashing import Hashing
-from .keys import MEMOIZED, short_digest
+from .keys import MEMOIZED, VERSIONS, short_digest
 from .wrapping import Call
 
 VERSION_PREFIX = "memver:"
@@ -72,7 +72,7 @@ class Memoized:
         (``delete_memoized(obj.method)`` deletes it). Each is made on first use; one
         that is missing and cannot be stored (a full cache) is a new random one, so a
         key never falls back to one that entries were stored under before."""
-        versions, key = cache.internal, VERSION_PREFIX + self.name
+        versions, key = cache.space(VERSIONS), VERSION_PREFIX + self.name
         if not self.per_instance or not args:
             return self._made(versions, key, versions.get(key), 0, create)
         instance_key = self._instance_key(args[0])
@@ -98,7 +98,7 @@ class Memoized:
     def forget_instance(self, cache: BoundCache, instance: Any) -> bool:
         """Drop every entry of ``instance``'s calls: its version goes, and the next
         call makes a new one."""
-        return cache.internal.delete(self._instance_key(instance))
+        return cache.space(VERSIONS).delete(self._instance_key(instance))
 
     def arguments(
         self, cache: BoundCache, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -245,7 +245,7 @@ class MemoizeMixin(wrapping.CacheOwner):
     def delete_memoized_verhash(self, f: Callable[..., Any], *args: Any) -> bool:
         """Drop every entry of ``f``, in every process, by deleting its version."""
         memoized, _ = _memoized_of(f)
-        return self.cache.internal.delete(VERSION_PREFIX + memoized.name)
+        return self.cache.space(VERSIONS).delete(VERSION_PREFIX + memoized.name)
 
 
 def _memoized_of(f: Any) -> tuple[Memoized, Any]:

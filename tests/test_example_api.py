@@ -87,6 +87,7 @@ def test_the_apps_own_keys_are_out_of_the_apis_reach(client: FlaskClient) -> Non
 def test_refused_values_and_odd_requests_are_json_4xx(client: FlaskClient) -> None:
     too_large = client.put("/api/keys/big", json={"value": "x" * 2_000_000})
     assert too_large.status_code == 413 and "bytes" in answer(too_large)["error"]
+    assert client.get("/api/keys/big").get_json()["found"] is False
     assert client.put("/api/keys/" + "k" * 201, json={"value": 1}).status_code == 400
     assert client.post("/api/keys/k").status_code == 405
     assert client.get("/no/such/page").status_code == 404
@@ -107,7 +108,7 @@ def test_a_full_cache_leaves_pages_up_and_says_so(example: Flask) -> None:
         if client.put(f"/api/keys/fill{number}", json={"value": number}).status_code != 200:
             break
     full = client.put("/api/keys/one-more", json={"value": 1})
-    assert full.status_code == 507 and "full" in answer(full)["error"]
+    assert full.status_code == 507 and "refused" in answer(full)["error"]
     # A new counter cannot be made: the page says so instead of failing.
     counter = client.get("/counter")
     assert counter.status_code == 200 and answer(counter)["visits"] is None

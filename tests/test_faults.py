@@ -31,7 +31,10 @@ def deploy_args() -> list[str]:
 def test_a_full_cache_under_load_serves_every_request(
     start_uwsgi: Callable[..., Any],
 ) -> None:
-    server = start_uwsgi(deploy_args(), LOCAL)
+    # Everything in the reference deployment's 19-item cache (not in the ini's views
+    # cache, which would evict instead), so that it is full at once.
+    env_line = "FLASK_UWSGICACHE_RESPONSES_NAME=default"
+    server = start_uwsgi([*deploy_args(), "--env", env_line], LOCAL)
     statuses: dict[int, int] = {}
     lock = threading.Lock()
     deadline = time.monotonic() + 20

@@ -1,12 +1,13 @@
-"""A client floods a cached view with unique URLs: deploy/uwsgi.ini keeps serving.
+"""A client floods cached URLs with unique ones: deploy/uwsgi.ini keeps serving.
 
 The example app under deploy/uwsgi.ini (4 workers): four clients request 10 000 unique
-``/search?q=...`` URLs while another asks for 5 hot pages over and over and a third
-counts visits. With the responses in a cache of their own that evicts the least
-recently used (the ini's ``views`` cache), the hot pages stay cached and every visit is
-counted. The control runs the same load with the responses in the app's own cache (the
-reference deployment's 19 items): the flood fills it, the hot pages cannot be cached,
-and new counters cannot be made.
+URLs (``/search?q=...``, a cached view, and ``/primes/N``, a memoized function) while
+another asks for 5 hot pages over and over and a third counts visits. With what can be
+computed again in a cache of its own that evicts the least recently used (the ini's
+``views`` cache), the hot pages stay cached and every visit is counted. The control
+runs the same load with everything in the app's own cache (the reference deployment's
+19 items): the flood fills it, the hot pages cannot be cached, and new counters cannot
+be made.
 """
 
 from __future__ import annotations
@@ -59,7 +60,13 @@ def flood(url: str, each: int = FLOOD_EACH) -> dict[str, Any]:
 
     def flooder(number: int) -> None:
         for index in range(each):
-            status, _body = client.get(f"/search?q=flood-{number}-{index}")
+            # Unique query strings of a cached view, and unique arguments of a memoized
+            # function (/primes/N): both are entries that can be computed again.
+            if index % 2:
+                path = f"/primes/{2 + number * each + index}"
+            else:
+                path = f"/search?q=flood-{number}-{index}"
+            status, _body = client.get(path)
             if status != 200:
                 errors.append(f"flood: {status}")
             if index == 50:
