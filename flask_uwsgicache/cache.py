@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -53,7 +54,7 @@ from .keys import (
 )
 from .keys import storage_key as encode_key
 from .logs import RateLimitedLog
-from .viewstats import ViewStats
+from .viewstats import CLEARED, ViewStats
 
 _unpack_trailer = TRAILER.unpack_from
 # A space marker (2), a hashed view-key stem (13) and "?" (see views' keys).
@@ -427,6 +428,7 @@ class BoundCache:
                     store.backend.delete(key)
         except CacheError as error:  # the store is unreachable (Redis down)
             return self._refused(error)
+        self.internal.set(CLEARED, secrets.token_hex(8), timeout=0)
         return True
 
     def delete_edge(self, path: str, stems: Iterable[str] = ()) -> bool:
@@ -436,9 +438,12 @@ class BoundCache:
         anything was deleted. O(items): the store lists every key."""
         deleted = self.edge.delete(path)
         responses = self.responses
-        for stem in stems:
-            for found in responses.own_keys((stem + "?").encode()):
-                deleted += responses.backend.delete(found)
+        try:
+            for stem in stems:
+                for found in responses.own_keys((stem + "?").encode()):
+                    deleted += responses.backend.delete(found)
+        except CacheError as error:  # the store is unreachable (Redis down)
+            return self._refused(error)
         return deleted > 0
 
     def touch(self, key: str, timeout: float | None = None) -> bool:
@@ -450,6 +455,9 @@ class BoundCache:
                 entry = self.backend.get(storage_key)
                 if entry is None or not self.envelope.is_live(storage_key, entry):
                     return False
+                if self.envelope.counter_value(storage_key, entry) is not None:
+                    # The store's expiry only: a write here would undo concurrent incs.
+                    return self.backend.expire(storage_key, ttl)
                 entry = self.envelope.reseal(storage_key, entry, expires_at)
                 self._write(self.backend.set, storage_key, entry, ttl)
         except CacheError as error:
@@ -521,22 +529,31 @@ class BoundCache:
         no valid one (tampered, a forged counter) counts as missing."""
         ttl = self._expiry(timeout)[1]
         mac_key = self.envelope.counter_key
-        try:
-            return self.backend.incr(storage_key, delta, ttl, mac_key)
-        except NotACounterError:
-            if self.has(key):
-                if type(self.get(key)) is int:
-                    raise CounterOverflowError(
-                        f"the int under {key!r} is outside the signed 64-bit range of "
-                        f"counters"
+        replacing = b""
+        for _ in range(5):
+            try:
+                return self.backend.incr(storage_key, delta, ttl, mac_key, replacing)
+            except NotACounterError:
+                found = self._find(key)
+                if found is not None and self.envelope.is_live(*found):
+                    value = self.get(key)
+                    if type(value) is int and COUNTER_MIN <= value <= COUNTER_MAX:
+                        replacing = b""  # a counter by now (another process's inc)
+                        continue
+                    if type(value) is int:
+                        raise CounterOverflowError(
+                            f"the int under {key!r} is outside the signed 64-bit range "
+                            f"of counters"
+                        ) from None
+                    raise NotACounterError(
+                        f"cannot inc/dec key {key!r}: it holds something other than "
+                        f"an int. It was left unchanged; delete it or use another key."
                     ) from None
-                raise NotACounterError(
-                    f"cannot inc/dec key {key!r}: it holds something other than an "
-                    f"int. It was left unchanged; delete it or use another key."
-                ) from None
-        self._rejected(storage_key, EntryRejected("not a valid counter; counted from 0"))
-        self.backend.delete(storage_key)
-        return self.backend.incr(storage_key, delta, ttl, mac_key)
+                # Invalid or expired: replaced by the script only if it is still what
+                # was seen here, so that no concurrent inc is lost.
+                replacing = found[1] if found is not None else b""
+                self._rejected(storage_key, EntryRejected("not a counter; counted from 0"))
+        raise NotACounterError(f"key {key!r} kept changing under inc; try again")
 
     def dec(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int:
         """Subtract ``delta``; see :meth:`inc`."""

@@ -86,11 +86,14 @@ MISSING: Final[Any] = _Missing()
 """Returned by :meth:`Envelope.decode` for an entry whose expiry has passed."""
 
 
-def derive_secret(secret_key: str | bytes) -> bytes:
-    """The signing key for entries, derived from the app's ``SECRET_KEY``."""
+def derive_secret(secret_key: str | bytes, store: str = "") -> bytes:
+    """The signing key for entries of ``store`` (a backend and cache name), derived
+    from the app's ``SECRET_KEY``: an entry copied from one cache to another (``site``
+    to ``staging``, with one ``SECRET_KEY``) does not verify there."""
     if isinstance(secret_key, str):
         secret_key = secret_key.encode()
-    return hashlib.sha256(b"flask-uwsgicache entry signing\0" + secret_key).digest()
+    context = b"flask-uwsgicache entry signing\0" + store.encode("utf-8", "replace")
+    return hashlib.sha256(context + b"\0" + secret_key).digest()
 
 
 Payload = bytes | memoryview

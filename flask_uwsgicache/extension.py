@@ -41,7 +41,11 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
     secret_key = config.get("SECRET_KEY")
     envelope = Envelope(
         get_serializer(config["UWSGICACHE_SERIALIZER"]),
-        derive_secret(secret_key) if sign and secret_key else None,
+        (
+            derive_secret(secret_key, f"{backend.name}:{backend.options.name}")
+            if sign and secret_key
+            else None
+        ),
         time.time,
         bare_ints=backend.native_counters,
     )

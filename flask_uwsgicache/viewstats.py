@@ -6,9 +6,10 @@ view: three ``int64``, the name's length and the name. Only the record that chan
 re-encoded. ``stats()`` adds the slots up. The slot is named after the uWSGI worker id
 (the pid elsewhere), and a respawned worker continues its slot's counts, so totals
 survive ``max-requests`` recycling. Only its own process writes a slot: no lock needed.
-A slot takes one item of the cache per worker. ``clear()`` removes the slots, and a
-process that finds its slot gone starts again from zero, so old totals do not come
-back after a clear.
+A slot takes one item of the cache per worker. ``clear()`` removes the slots and
+leaves a new token under ``CLEARED``; a process that sees a token other than the one it
+started from starts again from zero, so old totals do not come back after a clear (and
+a read that fails, Redis down, resets nothing).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from .cache import BoundCache
 
 SLOT_PREFIX = "viewstats:"
+#: Under this internal key, ``clear()`` leaves a new token each time.
+CLEARED = "viewstats-cleared"
 FIELDS = ("hits", "misses", "refused")
 HIT, MISS, REFUSED = range(3)
 _RECORD = struct.Struct("<3qH")
@@ -60,6 +63,7 @@ class ViewStats:
     def __init__(self) -> None:
         self._pid = -1
         self._slot = ""
+        self._cleared: object = None
         self._counts: dict[str, list[int]] = {}
         self._encoded: dict[str, bytes] = {}
 
@@ -68,10 +72,14 @@ class ViewStats:
         if self._pid != os.getpid():  # first event in this process, or after a fork
             self._pid, self._slot = os.getpid(), SLOT_PREFIX + _worker_name()
             # Continue what an earlier process with this worker id counted.
+            self._cleared = cache.internal.get(CLEARED)
             self._counts = dict(_records(cache.internal.get(self._slot)))
             self._encoded = {key: self._encode(key) for key in self._counts}
-        elif self._counts and not cache.internal.has(self._slot):  # cleared
-            self._counts, self._encoded = {}, {}
+        else:
+            cleared = cache.internal.get(CLEARED)
+            if cleared is not None and cleared != self._cleared:  # cleared since
+                self._cleared = cleared
+                self._counts, self._encoded = {}, {}
         counts = self._counts.setdefault(name, [0, 0, 0])
         counts[field] += 1
         self._encoded[name] = self._encode(name)

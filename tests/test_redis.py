@@ -6,6 +6,7 @@ Each test here that stops its server starts one of its own (``own_redis``).
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import tempfile
 import threading
@@ -108,6 +109,64 @@ def test_planted_digits_are_no_counter(cache: BoundCache, client_of: redis.Redis
     assert cache.inc("copy") == 1
 
 
+def test_concurrent_incs_over_a_forged_counter_lose_nothing(
+    cache: BoundCache, client_of: redis.Redis
+) -> None:
+    def hammer() -> None:
+        for _ in range(25):
+            cache.inc("n")
+
+    for forged in (b"999", b"5:" + b"0" * 40, pickle.dumps({"x": 1})):
+        client_of.set(NS + b"n", forged)  # planted, or signed with another secret
+        threads = [threading.Thread(target=hammer) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert cache.get("n") == 150, forged  # counted from 0, every inc kept
+
+
+def test_touch_keeps_every_concurrent_inc(cache: BoundCache) -> None:
+    cache.inc("n", timeout=60)
+
+    def incs() -> None:
+        for _ in range(300):
+            cache.inc("n")
+
+    def touches() -> None:
+        for _ in range(300):
+            assert cache.touch("n", timeout=120) is True
+
+    threads = [threading.Thread(target=incs) for _ in range(2)]
+    threads.append(threading.Thread(target=touches))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert cache.get("n") == 601
+
+
+def test_an_entry_copied_from_another_cache_name_is_a_miss(
+    make_app: Callable[..., Flask], redis_server: RedisServer, client_of: redis.Redis
+) -> None:
+    site: BoundCache = redis_app(
+        make_app, redis_server.url, UWSGICACHE_NAME="site"
+    ).extensions["uwsgicache"]
+    staging: BoundCache = redis_app(
+        make_app, redis_server.url, UWSGICACHE_NAME="staging"
+    ).extensions["uwsgicache"]
+    site.set("role", "admin")
+    site.inc("credits", 1000)
+    for key in ("role", "credits"):
+        entry = bytes(client_of.get(b"uwsgicache:site\xfd" + key.encode()) or b"")  # type: ignore[arg-type]
+        client_of.set(b"uwsgicache:staging\xfd" + key.encode(), entry)  # same SECRET_KEY
+        assert staging.get(key) is None
+    assert staging.set("role", "user") is True  # the control: its own entries read
+    assert staging.get("role") == "user"
+    site.clear()
+    staging.clear()
+
+
 def test_counters_span_64_bits_exactly(cache: BoundCache) -> None:
     # Lua numbers are doubles (exact to 2**53): the script must not return one.
     assert cache.inc("n", 2**53 + 1) == 2**53 + 1
@@ -133,6 +192,7 @@ def test_clear_with_a_prefix_is_false_while_redis_is_down(
         assert stats["entries"] is None and "Redis at" in stats["unavailable"]
         with pytest.raises(BackendUnavailableError):
             prefixed.inc("n")
+        assert prefixed.delete_edge("/page", ["view//page"]) is False  # no 500
     finally:
         own_redis.start()
     prefixed.backend._down_until = 0.0  # type: ignore[attr-defined]

@@ -294,6 +294,14 @@ def test_hit_indication_and_per_view_statistics(
     assert ext.stats()["views"] == {}
     assert "hit_cache" not in client.get("/stats").headers
     assert ext.stats()["views"][name] == {"hits": 0, "misses": 1, "refused": 0}
+    # A read that fails (Redis down) is not a clear: the counts stay.
+    internal = app.extensions["uwsgicache"].internal
+    real_get = internal.get
+    internal.get = lambda key, default=None: None
+    client.get("/stats")
+    internal.get = real_get
+    client.get("/stats")
+    assert ext.stats()["views"][name] == {"hits": 2, "misses": 1, "refused": 0}
 
 
 def test_async_views_are_cached(app: Flask, client: FlaskClient, ext: UWSGICache) -> None:

@@ -71,16 +71,30 @@ class Backend(abc.ABC):
         Returns False if an entry (live or not) is already there. Raises like :meth:`set`.
         """
 
-    def incr(self, key: bytes, delta: int, ttl: float, mac_key: bytes = b"") -> int:
+    def incr(
+        self,
+        key: bytes,
+        delta: int,
+        ttl: float,
+        mac_key: bytes = b"",
+        replacing: bytes = b"",
+    ) -> int:
         """Add ``delta`` to the counter entry under ``key`` atomically; the new value.
 
         A counter entry is :mod:`flask_uwsgicache.envelope`'s: digits, signed with
         ``mac_key`` when it is not empty. A missing key counts as 0 and gets ``ttl``;
-        an existing one keeps its expiry. Only where :attr:`native_counters`; raises
-        ``NotACounterError`` for a key that holds something else (or a counter with a
-        bad MAC) and ``CounterOverflowError`` past the signed 64-bit range, leaving
-        the entry as it was.
+        so does one that holds digits without a valid MAC, or exactly ``replacing``
+        (an entry the caller found invalid); an existing counter keeps its expiry.
+        Only where :attr:`native_counters`; raises ``NotACounterError`` for a key that
+        holds something else and ``CounterOverflowError`` past the signed 64-bit range,
+        leaving the entry as it was.
         """
+        raise NotImplementedError(f"the {self.name} backend has no native counters")
+
+    def expire(self, key: bytes, ttl: float) -> bool:
+        """Give the entry under ``key`` the store's expiry ``ttl`` (0: none), leaving
+        its value alone; False if there is none. Only where :attr:`native_counters`
+        (a counter entry has no expiry field of its own)."""
         raise NotImplementedError(f"the {self.name} backend has no native counters")
 
     @abc.abstractmethod

@@ -45,7 +45,11 @@ from .base import Backend, shown_url
 # overflow error; the entry is put back as it was on an error), sign the new digits, and
 # give a counter this call created its expiry (an existing one keeps its own). Returns
 # the new value as digits: a Lua number is a double, exact only to 2**53.
-# ARGV: delta, ttl in ms (0: none), the storage key (what the MAC covers), MAC key.
+# A counter entry nobody with the key wrote (digits without a valid MAC while entries are
+# signed), and an entry the caller found invalid (ARGV[5], the bytes it saw), count as
+# missing: replaced here, in the same atomic step, so no concurrent inc is lost.
+# ARGV: delta, ttl in ms (0: none), the storage key (what the MAC covers), MAC key, the
+# entry to replace ("" for none).
 _INCR = """
 local raw = redis.call('GET', KEYS[1])
 local key = ARGV[4]
@@ -54,15 +58,23 @@ local function mac(digits)
 end
 if raw then
     local digits, tag = string.match(raw, '^(%-?%d+):(%x+)$')
-    if key == '' then
-        digits = string.match(raw, '^%-?%d+$')
-    elseif digits and tag ~= mac(digits) then
-        digits = nil
+    local bare = string.match(raw, '^%-?%d+$')
+    local forged = false
+    if ARGV[5] ~= '' and raw == ARGV[5] then
+        forged = true
+    elseif key == '' then
+        digits = bare
+    elseif bare or (digits and tag ~= mac(digits)) then
+        forged = true
     end
-    if not digits then
+    if forged then
+        redis.call('DEL', KEYS[1])
+        raw = nil
+    elseif not digits then
         return redis.error_reply('NOTCOUNTER the key holds something other than a counter')
+    else
+        redis.call('SET', KEYS[1], digits, 'KEEPTTL')
     end
-    redis.call('SET', KEYS[1], digits, 'KEEPTTL')
 end
 local done = redis.pcall('INCRBY', KEYS[1], ARGV[1])
 if type(done) == 'table' and done.err then
@@ -194,14 +206,29 @@ class RedisBackend(Backend):
             )
         )
 
-    def incr(self, key: bytes, delta: int, ttl: float, mac_key: bytes = b"") -> int:
-        args: list[int | bytes] = [delta, self._ms(ttl) or 0, key, mac_key]
+    def incr(
+        self,
+        key: bytes,
+        delta: int,
+        ttl: float,
+        mac_key: bytes = b"",
+        replacing: bytes = b"",
+    ) -> int:
+        args: list[int | bytes] = [delta, self._ms(ttl) or 0, key, mac_key, replacing]
         return int(
             self._call("INCRBY", lambda: self._incr(keys=[self.namespace + key], args=args))
         )
 
     def delete(self, key: bytes) -> bool:
         return bool(self._call("DEL", lambda: self.client.delete(self.namespace + key)))
+
+    def expire(self, key: bytes, ttl: float) -> bool:
+        name = self.namespace + key
+        if ttl:
+            return bool(
+                self._call("PEXPIRE", lambda: self.client.pexpire(name, self._ms(ttl) or 1))
+            )
+        return bool(self._call("PERSIST", lambda: self.client.persist(name)))
 
     def _scan(self) -> list[bytes]:
         pattern = _GLOB.sub(rb"\\\1", self.namespace) + b"*"
