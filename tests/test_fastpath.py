@@ -126,7 +126,7 @@ def test_an_uncached_app_is_untouched(
         return original(cache, key, default)
 
     monkeypatch.setattr(BoundCache, "get", get)
-    plain, control = make_app(), make_app()
+    plain, control = (make_app(UWSGICACHE_BACKEND="memory") for _ in range(2))
     for app in (plain, control):
         app.route("/")(lambda: "plain")
     add_page(control, UWSGICache(control), "/page")  # one cached view, elsewhere
