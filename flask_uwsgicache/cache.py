@@ -152,7 +152,7 @@ class BoundCache:
             if tag[:2] in RECOMPUTABLE and self.responses_backend is not None:
                 found.backend = self.responses_backend
                 found._read, found._read_name = found.backend.reader()
-                found._max_key = min(found.backend.max_key_size, 65535)
+                found._max_key = self._key_room(found.backend)
                 found._last_sweep = -math.inf
             self._spaces[tag] = found
         return found
