@@ -54,7 +54,7 @@ from .keys import (
 )
 from .keys import storage_key as encode_key
 from .logs import RateLimitedLog
-from .viewstats import CLEARED, ViewStats
+from .viewcounts import CLEARED, ViewCounts
 
 _unpack_trailer = TRAILER.unpack_from
 # A space marker (2), a hashed view-key stem (13) and "?" (see views' keys).
@@ -115,7 +115,7 @@ class BoundCache:
         #: ``UWSGICACHE_HASH_METHOD``), read once rather than from the settings per call.
         self.source_check = False
         self.hash_method: Callable[..., Any] = hashlib.md5
-        self.view_stats = ViewStats()
+        self.view_counts = ViewCounts()
         #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
         self.fast_prefixes: dict[tuple[str, bool], None] = {}
 
@@ -640,7 +640,7 @@ class BoundCache:
         try:
             counts = {
                 "entries": len(self.own_keys()),
-                "views": self.view_stats.totals(self),
+                "views": self.view_counts.totals(self),
             }
             if self.responses_backend is not None:
                 counts["responses_entries"] = len(self.responses.own_keys())

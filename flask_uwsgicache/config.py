@@ -17,7 +17,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from . import timeouts
-from .edge import DEFAULT_EDGE
+
+#: The key of an app's :class:`~flask_uwsgicache.BoundCache` in ``app.extensions``.
+EXTENSION_KEY = "uwsgicache"
+#: ``UWSGICACHE_EDGE``'s default: HTML responses go to the cache2 named ``edge``.
+DEFAULT_EDGE = {"text/html; charset=utf-8": "edge"}
 
 DEFAULTS: dict[str, Any] = {
     "UWSGICACHE_BACKEND": "auto",

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response
 
 from . import fastpath
+from .config import DEFAULT_EDGE
 from .edgeroutes import (
     EDGE_ROUTE_KEY,
     ROUTE_GUARDS,
@@ -61,7 +62,6 @@ __all__ = [
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-DEFAULT_EDGE = {"text/html; charset=utf-8": "edge"}
 # Headers the route cannot send that a client can do without: the date. Any other
 # header (Content-Encoding, Location, security headers...) would be lost at the edge,
 # so a response that has one is not put there; nor one with validators (ETag,

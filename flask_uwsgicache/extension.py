@@ -18,7 +18,8 @@ from . import fastpath
 from .backends import create_backend
 from .backends.base import Backend
 from .cache import BoundCache
-from .config import resolve
+from .cli import group
+from .config import EXTENSION_KEY, resolve
 from .contexts import app_context
 from .edge import Edge, build_edge
 from .envelope import Envelope, derive_secret
@@ -29,8 +30,6 @@ from .privacy import environ_names, personal_headers
 from .serializers import get_serializer
 from .viewkeys import path_stem, quoted_path
 from .views import ViewsMixin
-
-EXTENSION_KEY = "uwsgicache"
 
 
 def build_cache(config: Mapping[str, Any]) -> BoundCache:
@@ -185,8 +184,6 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
         if self.with_jinja2_ext:
             app.jinja_env.add_extension(CacheExtension)
         fastpath.install(app)
-        from .cli import group  # here: the CLI modules import this one
-
         app.cli.add_command(group)
 
     @property

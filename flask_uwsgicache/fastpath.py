@@ -39,8 +39,8 @@ from werkzeug.http import HTTP_STATUS_CODES
 from . import responses
 from .logs import logger
 from .privacy import SERVER_AUTH, is_conditional
+from .viewcounts import HIT
 from .viewkeys import variant_key, view_key
-from .viewstats import HIT
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -155,7 +155,7 @@ class FastPath:
                 continue
             status = f"{stored.status} {HTTP_STATUS_CODES.get(stored.status, 'UNKNOWN')}"
             start_response(status, stored.headers)
-            cache.view_stats.record(cache, stored.name, HIT)
+            cache.view_counts.record(cache, stored.name, HIT)
             return [stored.body]
         return None
 

@@ -28,10 +28,11 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from . import options as cache2
+from . import cache2
 from .backends.memory import MemoryBackend
 from .cache import BoundCache
-from .extension import EXTENSION_KEY, build_cache
+from .config import EXTENSION_KEY
+from .extension import build_cache
 from .ini import read_ini, values
 from .wrapping import function_name
 
@@ -70,7 +71,7 @@ class CacheTester:
     def counts(self, view: Callable[..., Any] | str) -> dict[str, int]:
         """``{"hits", "misses", "refused"}`` of a cached view or memoized function."""
         name = view if isinstance(view, str) else function_name(view)
-        return self.cache.view_stats.totals(self.cache).get(
+        return self.cache.view_counts.totals(self.cache).get(
             name, {"hits": 0, "misses": 0, "refused": 0}
         )
 

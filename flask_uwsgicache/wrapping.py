@@ -22,7 +22,7 @@ from .callables import Args, Kwargs, UserCallableFailed, user_call
 from .envelope import MISSING
 from .logs import RateLimitedLog
 from .privacy import Watch
-from .viewstats import HIT, MISS, REFUSED
+from .viewcounts import HIT, MISS, REFUSED
 
 
 # slots, not frozen: built on every call, and a frozen __init__ costs ~1 µs.
@@ -171,7 +171,7 @@ def guarded(
 
 def _deliver(name: str, call: Call, outcome: flight.Outcome) -> Any:
     try:
-        stats = call.cache.view_stats
+        stats = call.cache.view_counts
         stats.record(call.cache, name, HIT if outcome.hit else MISS)
         if outcome.refused:
             stats.record(call.cache, name, REFUSED)

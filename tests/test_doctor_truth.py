@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flask_uwsgicache import doctor
+from flask_uwsgicache.cli import doctor
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "tests" / "doctor_probe.py"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, NoReturn
 
-from .. import options as cache2
+from .. import cache2
 from .base import Backend
 
 logger = logging.getLogger("flask_uwsgicache")

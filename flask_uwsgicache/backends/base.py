@@ -19,8 +19,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
+from ..cache2 import Cache2Options
 from ..errors import ValueTooLargeError
-from ..options import Cache2Options
 
 
 class Backend(abc.ABC):

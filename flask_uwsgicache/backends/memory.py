@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from .. import options as cache2
+from .. import cache2
 from ..errors import CacheFullError
 from .base import Backend, full_message
 

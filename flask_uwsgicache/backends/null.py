@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from contextlib import AbstractContextManager
 
-from .. import options as cache2
+from .. import cache2
 from .base import Backend
 
 

@@ -29,7 +29,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .. import options as cache2
+from .. import cache2
 from ..errors import (
     BackendUnavailableError,
     CacheFullError,

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 
 import uwsgi
 
-from .. import options as cache2
+from .. import cache2
 from ..errors import CacheFullError
 from .base import Backend, full_message
 

@@ -1,10 +1,10 @@
 """``flask uwsgicache ...``: parses the command line and delegates (registered by init_app).
 
-* ``flask uwsgicache config``: the resolved config and backend (:mod:`.info`).
+* ``flask uwsgicache config``: the resolved config and backend (:mod:`.config`).
 * ``flask uwsgicache doctor [--ini FILE]``: what uWSGI makes of the ini's cache2 lines
   (:mod:`.doctor`); exits 1 on an error, 0 with only warnings.
 * ``flask uwsgicache stats --stats ADDR [--url URL]``: a running uWSGI's caches from its
-  stats server, and the app's per-view counts from ``URL`` (:mod:`.uwsgistats`).
+  stats server, and the app's per-view counts from ``URL`` (:mod:`.stats`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import doctor, info, uwsgistats
+from . import config, doctor, stats
 
 
 @click.group("uwsgicache", help="Inspect flask-uwsgicache and the uWSGI cache it uses.")
@@ -25,7 +25,7 @@ def group() -> None:
 @with_appcontext
 def config_command() -> None:
     """Show the app's UWSGICACHE_* settings and the cache built from them."""
-    click.echo(info.config_report(current_app), nl=False)
+    click.echo(config.config_report(current_app), nl=False)
 
 
 @group.command("doctor")
@@ -59,8 +59,8 @@ def doctor_command(ini: str | None) -> None:
 def stats_command(address: str, url: str | None) -> None:
     """Show a running uWSGI's caches (items, hits, misses, full) and the app's views."""
     try:
-        stats = uwsgistats.read_stats(address)
-        app_stats = uwsgistats.read_app_stats(url) if url else None
+        found = stats.read_stats(address)
+        app_stats = stats.read_app_stats(url) if url else None
     except (OSError, ValueError) as error:
         raise click.ClickException(f"cannot read the stats: {error}") from None
-    click.echo(uwsgistats.render(stats, app_stats), nl=False)
+    click.echo(stats.render(found, app_stats), nl=False)

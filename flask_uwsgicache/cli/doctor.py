@@ -18,13 +18,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from . import options as cache2
-from .edge import parse_config
-from .edgeroutes import EDGE_ROUTE_KEY, route_guards
-from .envelope import MAC_SIZE, TRAILER_SIZE
-from .ini import IniOption, last, read_ini, values
-from .keys import DIGEST_CHARS, HASH_MARK
-from .privacy import personal_headers
+from .. import cache2
+from ..edge import parse_config
+from ..edgeroutes import EDGE_ROUTE_KEY, route_guards
+from ..envelope import MAC_SIZE, TRAILER_SIZE
+from ..ini import IniOption, last, read_ini, values
+from ..keys import DIGEST_CHARS, HASH_MARK
+from ..privacy import personal_headers
 
 ERROR, WARNING = "error", "warning"
 # What uWSGI does with a cache2 line (Section.outcome), as tests/test_doctor_truth.py

@@ -7,9 +7,8 @@ from typing import Any
 
 from flask import Flask
 
-from .backends.base import shown_url
-from .config import DEFAULTS
-from .extension import EXTENSION_KEY
+from ..backends.base import shown_url
+from ..config import DEFAULTS, EXTENSION_KEY
 
 
 def _shown(key: str, value: Any) -> str:

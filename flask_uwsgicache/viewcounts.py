@@ -57,7 +57,7 @@ def _records(slot: object) -> Iterator[tuple[str, list[int]]]:
         yield name, [hits, misses, refused]
 
 
-class ViewStats:
+class ViewCounts:
     """The counts of one app's cache in this process."""
 
     def __init__(self) -> None:
