@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .cache import BoundCache
+from .appcache import BoundCache
 from .errors import (
     BackendUnavailableError,
     CacheError,

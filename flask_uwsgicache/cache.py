@@ -1,6 +1,7 @@
-"""One app's cache: keys, envelopes and results on top of a byte-level backend.
+"""The key-value cache: keys, envelopes and results on top of a byte-level backend.
 
-This is the object stored in ``app.extensions["uwsgicache"]``. Timeouts are seconds
+It knows no views: :class:`~flask_uwsgicache.appcache.BoundCache`, the object stored
+in ``app.extensions["uwsgicache"]``, adds what the view layer keeps. Timeouts are seconds
 (``int`` or ``float``); ``None`` means ``UWSGICACHE_DEFAULT_TIMEOUT`` and ``0`` means the
 entry never expires. Writes return ``False`` when the cache refused them (and log why),
 or raise a :class:`~flask_uwsgicache.errors.CacheError` with ``UWSGICACHE_RAISE_ERRORS``.
@@ -11,16 +12,13 @@ plus a log line.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
-import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from . import flight, timeouts
 from .backends.base import Backend
-from .edge import Edge
 from .envelope import (
     COUNTER_MAX,
     COUNTER_MIN,
@@ -54,15 +52,15 @@ from .keys import (
 )
 from .keys import storage_key as encode_key
 from .logs import RateLimitedLog
-from .viewcounts import CLEARED, ViewCounts
 
 _unpack_trailer = TRAILER.unpack_from
+_Cache = TypeVar("_Cache", bound="KeyValueCache")
 # A space marker (2), a hashed view-key stem (13) and "?" (see views' keys).
 _MIN_HEAD = 16
 
 
-class BoundCache:
-    """The cache API for one app (see the module docstring for the shared semantics)."""
+class KeyValueCache:
+    """The cache API (see the module docstring for the shared semantics)."""
 
     def __init__(
         self,
@@ -73,7 +71,6 @@ class BoundCache:
         default_timeout: float = 300,
         raise_errors: bool = False,
         log: RateLimitedLog | None = None,
-        edge: Edge | None = None,
         responses_backend: Backend | None = None,
     ) -> None:
         self.backend = backend
@@ -87,8 +84,6 @@ class BoundCache:
         self.default_timeout = default_timeout
         self.raise_errors = raise_errors
         self.log = log or RateLimitedLog()
-        #: Where ``cached(edge=True)`` views put responses for uWSGI to serve.
-        self.edge = edge or Edge({}, "no edge is configured", self.log)
         #: The bytes every storage key of this object starts with: the app's prefix and
         #: the key space (:mod:`flask_uwsgicache.keys`); ``space()`` gives the others.
         self._prefix_bytes = fenced(key_prefix)
@@ -96,14 +91,7 @@ class BoundCache:
         if responses_backend is not None:
             self._key_room(responses_backend)
         self.space_tag = USER
-        self._spaces: dict[bytes, BoundCache] = {USER: self}
-        #: Names of cookies that change no answer of the app (the session's, whose
-        #: content is checked, and ``UWSGICACHE_SHARED_COOKIES``): requests that send
-        #: only these may read and fill the cache of views.
-        self.shared_cookies: frozenset[str] = frozenset(("session",))
-        #: The environ keys of the headers that carry credentials
-        #: (``UWSGICACHE_PERSONAL_HEADERS``): requests with one never use cached views.
-        self.credentials: tuple[str, ...] = ("HTTP_AUTHORIZATION",)
+        self._spaces: dict[bytes, Any] = {USER: self}
         self._read, self._read_name = backend.reader()
         self._decode = envelope.decode
         self._readers = envelope.readers
@@ -111,13 +99,6 @@ class BoundCache:
         self._last_sweep = -math.inf
         #: The settings this cache was built from (:func:`flask_uwsgicache.config.resolve`).
         self.settings: dict[str, Any] = {}
-        #: The decorators' defaults (``UWSGICACHE_SOURCE_CHECK`` and
-        #: ``UWSGICACHE_HASH_METHOD``), read once rather than from the settings per call.
-        self.source_check = False
-        self.hash_method: Callable[..., Any] = hashlib.md5
-        self.view_counts = ViewCounts()
-        #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
-        self.fast_prefixes: dict[tuple[str, bool], None] = {}
 
     def _key_room(self, backend: Backend) -> int:
         """The longest key ``backend`` takes; ``ValueError`` if the prefix leaves too
@@ -140,11 +121,11 @@ class BoundCache:
         """The time source of entry expiry (``time.time``; tests replace it)."""
         return self.envelope.clock
 
-    def space(self, tag: bytes) -> BoundCache:
+    def space(self: _Cache, tag: bytes) -> _Cache:
         """This cache seen through key space ``tag`` (``keys.RESPONSES``, ``RESULTS``,
         ``MEMOIZED`` or ``INTERNAL``): the same store, limits and state, with keys that
         no other space can reach."""
-        found = self._spaces.get(tag)
+        found: _Cache | None = self._spaces.get(tag)
         if found is None:
             found = copy.copy(self._spaces[USER])
             found.space_tag = tag
@@ -158,12 +139,12 @@ class BoundCache:
         return found
 
     @property
-    def responses(self) -> BoundCache:
+    def responses(self: _Cache) -> _Cache:
         """The key space of whole responses of cached views."""
         return self.space(RESPONSES)
 
     @property
-    def internal(self) -> BoundCache:
+    def internal(self: _Cache) -> _Cache:
         """The key space of the package's own entries (leases, versions, statistics)."""
         return self.space(INTERNAL)
 
@@ -413,11 +394,9 @@ class BoundCache:
         Prefixes never overlap (``shop:`` does not clear ``shop:admin:``'s entries:
         :mod:`flask_uwsgicache.keys`). With an empty prefix the app owns the whole
         cache and all of it is cleared, other apps' entries included.
-        The edge caches and the responses' cache (``UWSGICACHE_RESPONSES_NAME``) are
-        emptied too. uWSGI walks every slot under its write lock for this: keep it off
-        hot paths.
+        The responses' cache (``UWSGICACHE_RESPONSES_NAME``) is emptied too. uWSGI
+        walks every slot under its write lock for this: keep it off hot paths.
         """
-        self.edge.clear()
         try:
             stores = [self] if self.responses_backend is None else [self, self.responses]
             for store in stores:
@@ -428,23 +407,7 @@ class BoundCache:
                     store.backend.delete(key)
         except CacheError as error:  # the store is unreachable (Redis down)
             return self._refused(error)
-        self.internal.set(CLEARED, secrets.token_hex(8), timeout=0)
         return True
-
-    def delete_edge(self, path: str, stems: Iterable[str] = ()) -> bool:
-        """Forget the responses cached for ``path`` (any query string, host or
-        variant) under these view-key ``stems`` (see :func:`viewkeys.path_stem`): at
-        the edge and in this cache, so the next request runs the view. True if
-        anything was deleted. O(items): the store lists every key."""
-        deleted = self.edge.delete(path)
-        responses = self.responses
-        try:
-            for stem in stems:
-                for found in responses.own_keys((stem + "?").encode()):
-                    deleted += responses.backend.delete(found)
-        except CacheError as error:  # the store is unreachable (Redis down)
-            return self._refused(error)
-        return deleted > 0
 
     def touch(self, key: str, timeout: float | None = None) -> bool:
         """Give a live entry a new timeout; False if there is none (or it was refused)."""
@@ -628,22 +591,18 @@ class BoundCache:
                 if self.responses_backend is None
                 else self.responses_backend.options.name
             ),
-            "edge": self.edge.describe(),
         }
 
     def stats(self) -> dict[str, Any]:
-        """:meth:`describe`, the number of entries under this prefix, per-view counts.
+        """:meth:`describe` and the number of entries under this prefix.
 
-        When the store cannot be read (Redis down), ``entries`` is None, ``views`` is
-        empty and ``unavailable`` says why.
+        When the store cannot be read (Redis down), ``entries`` is None and
+        ``unavailable`` says why.
         """
         try:
-            counts = {
-                "entries": len(self.own_keys()),
-                "views": self.view_counts.totals(self),
-            }
+            counts: dict[str, Any] = {"entries": len(self.own_keys())}
             if self.responses_backend is not None:
                 counts["responses_entries"] = len(self.responses.own_keys())
         except BackendUnavailableError as error:
-            counts = {"entries": None, "views": {}, "unavailable": str(error)}
+            counts = {"entries": None, "unavailable": str(error)}
         return {**self.describe(), **counts}

@@ -1,6 +1,6 @@
 """The Flask extension: ``UWSGICache(app)`` or ``UWSGICache()`` + ``init_app(app)``.
 
-Each app gets its own :class:`~flask_uwsgicache.cache.BoundCache`, built once from its
+Each app gets its own :class:`~flask_uwsgicache.BoundCache`, built once from its
 config and kept in ``app.extensions["uwsgicache"]``. The extension object holds no app:
 its cache methods act on the current app's cache.
 """
@@ -15,9 +15,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from flask import Flask
 
 from . import fastpath
+from .appcache import BoundCache
 from .backends import create_backend
 from .backends.base import Backend
-from .cache import BoundCache
 from .cli import group
 from .config import EXTENSION_KEY, resolve
 from .contexts import app_context
@@ -137,7 +137,7 @@ class UWSGICache(ViewsMixin, MemoizeMixin):
     """A cache shared by every worker process of a uWSGI app.
 
     The methods below act on the current app's cache and have the semantics documented
-    on :class:`~flask_uwsgicache.cache.BoundCache`.
+    on :class:`~flask_uwsgicache.BoundCache`.
     """
 
     def __init__(

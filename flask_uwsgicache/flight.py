@@ -24,13 +24,11 @@ import enum
 import os
 import time
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from .envelope import MISSING
 from .keys import FRESH
-
-if TYPE_CHECKING:
-    from .cache import BoundCache
+from .logs import RateLimitedLog
 
 COMPUTE: Final = object()
 NOTHING: Final[Any] = object()
@@ -48,12 +46,31 @@ _held: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
 )
 
 
-def lease_key(cache: BoundCache, key: str) -> str:
+class Store(Protocol):
+    """What single flight needs of a cache: the key-value calls and its key spaces
+    (:class:`~flask_uwsgicache.cache.KeyValueCache` is one)."""
+
+    default_timeout: float
+    log: RateLimitedLog
+    space_tag: bytes
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def has(self, key: str) -> bool: ...
+    def add(self, key: str, value: Any, timeout: float | None = None) -> bool: ...
+    def set(self, key: str, value: Any, timeout: float | None = None) -> bool: ...
+    def delete(self, key: str) -> bool: ...
+    def space(self, tag: bytes) -> Store: ...
+
+    @property
+    def internal(self) -> Store: ...
+
+
+def lease_key(cache: Store, key: str) -> str:
     """The internal key of the lease on ``key`` of ``cache`` (in its key space)."""
     return f"lease:{cache.space_tag.hex()}:{key}"
 
 
-def fresh_marks(cache: BoundCache) -> BoundCache:
+def fresh_marks(cache: Store) -> Store:
     """The space whose entry under a key says that key of ``cache`` is fresh
     (``stale_while_revalidate``): next to the entries, in the same store."""
     return cache.space(cache.space_tag + FRESH)
@@ -111,7 +128,7 @@ class Options:
 class Quiet:
     """A cache whose calls log exceptions and return a neutral result instead."""
 
-    def __init__(self, cache: BoundCache) -> None:
+    def __init__(self, cache: Store) -> None:
         self.cache = cache
         self.default_timeout = cache.default_timeout
         self.log = cache.log
@@ -142,7 +159,7 @@ class Quiet:
         return bool(self._call("delete", False, key))
 
 
-def read(cache: BoundCache | Quiet, key: str, decode: Callable[[Any], Any]) -> Any:
+def read(cache: Store | Quiet, key: str, decode: Callable[[Any], Any]) -> Any:
     """The decoded value under ``key``, or ``MISSING`` (undecodable counts as a miss)."""
     stored = cache.get(key, MISSING)
     if stored is MISSING:
@@ -154,7 +171,7 @@ def read(cache: BoundCache | Quiet, key: str, decode: Callable[[Any], Any]) -> A
         return MISSING
 
 
-def _take_lease(leases: BoundCache | Quiet, lease: str, token: str, wait: float) -> Lease:
+def _take_lease(leases: Store | Quiet, lease: str, token: str, wait: float) -> Lease:
     """Try to take ``lease`` for ``wait`` seconds."""
     if leases.add(lease, token, timeout=wait):
         _held.set(_held.get() | {lease})
@@ -169,9 +186,9 @@ def _take_lease(leases: BoundCache | Quiet, lease: str, token: str, wait: float)
 class _Flight:
     """One lookup's caches and keys."""
 
-    cache: BoundCache | Quiet
-    leases: BoundCache | Quiet
-    marks: BoundCache | Quiet
+    cache: Store | Quiet
+    leases: Store | Quiet
+    marks: Store | Quiet
     key: str
     options: Options
     lease: str
@@ -213,7 +230,7 @@ def _compute_and_store(flight: _Flight, lease: str | None) -> Plan:
             _release(leases, lease, token)
 
 
-def ttl_of(cache: BoundCache | Quiet, options: Options) -> float:
+def ttl_of(cache: Store | Quiet, options: Options) -> float:
     """How long an entry computed with ``options`` is kept (seconds, 0 for ever):
     its timeout, plus ``stale_while_revalidate``."""
     timeout = cache.default_timeout if options.timeout is None else options.timeout
@@ -221,7 +238,7 @@ def ttl_of(cache: BoundCache | Quiet, options: Options) -> float:
     return timeout + swr if swr and timeout else timeout
 
 
-def _pass(leases: BoundCache | Quiet, lease: str | None, token: str) -> None:
+def _pass(leases: Store | Quiet, lease: str | None, token: str) -> None:
     """Turn ``lease``, if this process holds it, into a pass: its waiters compute at
     once instead of queueing for it one after another."""
     if lease is not None and leases.get(lease) == token:
@@ -230,14 +247,14 @@ def _pass(leases: BoundCache | Quiet, lease: str | None, token: str) -> None:
         _held.set(_held.get() - {lease})
 
 
-def _release(leases: BoundCache | Quiet, lease: str, token: str) -> bool:
+def _release(leases: Store | Quiet, lease: str, token: str) -> bool:
     """Delete ``lease`` if this process still holds it; True if it did."""
     _held.set(_held.get() - {lease})
     return leases.get(lease) == token and leases.delete(lease)
 
 
 def plan(
-    cache: BoundCache,
+    cache: Store,
     key: str,
     options: Options,
     forced: bool = False,
@@ -249,9 +266,9 @@ def plan(
     ``forced`` computes and stores whatever is there (a forced refresh); ``looked``
     skips only the first lookup (the caller has just looked and missed).
     """
-    here: BoundCache | Quiet = cache
-    leases: BoundCache | Quiet = cache.internal
-    marks: BoundCache | Quiet = fresh_marks(cache)
+    here: Store | Quiet = cache
+    leases: Store | Quiet = cache.internal
+    marks: Store | Quiet = fresh_marks(cache)
     if options.quiet:
         here, leases, marks = Quiet(cache), Quiet(cache.internal), Quiet(fresh_marks(cache))
     token = f"{os.getpid()}:{time.monotonic_ns()}"

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .cache import BoundCache
+from .appcache import BoundCache
 
 
 class Hashing:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import flight, wrapping
-from .cache import BoundCache
+from .appcache import BoundCache
 from .callables import Args, Kwargs, bypass, forced, staleness
 from .hashing import Hashing
 from .keys import MEMOIZED, VERSIONS, short_digest

@@ -29,8 +29,8 @@ import pytest
 from flask import Flask
 
 from . import cache2
+from .appcache import BoundCache
 from .backends.memory import MemoryBackend
-from .cache import BoundCache
 from .config import EXTENSION_KEY
 from .extension import build_cache
 from .ini import read_ini, values

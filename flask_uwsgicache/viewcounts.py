@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from .envelope import EntryRejected
 
 if TYPE_CHECKING:
-    from .cache import BoundCache
+    from .cache import KeyValueCache
 
 SLOT_PREFIX = "viewstats:"
 #: Under this internal key, ``clear()`` leaves a new token each time.
@@ -67,7 +67,7 @@ class ViewCounts:
         self._counts: dict[str, list[int]] = {}
         self._encoded: dict[str, bytes] = {}
 
-    def record(self, cache: BoundCache, name: str, field: int) -> None:
+    def record(self, cache: KeyValueCache, name: str, field: int) -> None:
         """Count one event (``HIT``, ``MISS`` or ``REFUSED``) for ``name``."""
         if self._pid != os.getpid():  # first event in this process, or after a fork
             self._pid, self._slot = os.getpid(), SLOT_PREFIX + _worker_name()
@@ -89,7 +89,7 @@ class ViewCounts:
         encoded = name.encode()[:65535]
         return _RECORD.pack(*self._counts[name], len(encoded)) + encoded
 
-    def totals(self, cache: BoundCache) -> dict[str, dict[str, int]]:
+    def totals(self, cache: KeyValueCache) -> dict[str, dict[str, int]]:
         """``{name: {"hits": n, "misses": n, "refused": n}}`` summed over every slot."""
         totals: dict[str, list[int]] = {}
         for storage_key in cache.internal.own_keys(SLOT_PREFIX.encode()):

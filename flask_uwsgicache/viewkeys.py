@@ -91,7 +91,7 @@ def view_key(
 ) -> str:
     """The key of the response to the request in ``environ`` for a view cached with
     ``key_prefix`` (which holds ``%s``) and ``query_string``; see the module docstring.
-    ``budget`` is the cache's :attr:`~flask_uwsgicache.cache.BoundCache.stem_budget`."""
+    ``budget`` is the cache's :attr:`~flask_uwsgicache.BoundCache.stem_budget`."""
     stem = path_stem(
         key_prefix, quote(_raw(environ.get("PATH_INFO", "")), _PATH_SAFE), budget
     )

@@ -35,7 +35,7 @@ from flask import (
 from werkzeug.test import EnvironBuilder
 
 from . import flight, responses, wrapping
-from .cache import BoundCache
+from .appcache import BoundCache
 from .callables import Args, Kwargs, bypass, forced, staleness, user_call
 from .envelope import MISSING
 from .hashing import Hashing

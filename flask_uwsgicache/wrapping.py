@@ -17,7 +17,7 @@ from typing import Any
 from flask import Response, current_app, has_app_context
 
 from . import flight, timeouts
-from .cache import BoundCache
+from .appcache import BoundCache
 from .callables import Args, Kwargs, UserCallableFailed, user_call
 from .envelope import MISSING
 from .logs import RateLimitedLog

@@ -24,7 +24,7 @@ from flask_uwsgicache import (
     UWSGICache,
     make_template_fragment_key,
 )
-from flask_uwsgicache.cache import BoundCache
+from flask_uwsgicache.appcache import BoundCache
 from flask_uwsgicache.config import resolve
 
 

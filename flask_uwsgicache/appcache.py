@@ -1,0 +1,116 @@
+"""One app's cache: the key-value cache and what the view layer keeps for the app.
+
+:class:`BoundCache` is the object in ``app.extensions["uwsgicache"]``. The key-value API
+and its semantics come from :class:`~flask_uwsgicache.cache.KeyValueCache`; this class
+adds the state of the view layer (the edge caches, per-view counts, the views the fast
+path may answer, which requests may share responses) and the parts of ``clear()``,
+``stats()`` and ``describe()`` that concern it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .backends.base import Backend
+from .cache import KeyValueCache
+from .edge import Edge
+from .envelope import Envelope
+from .errors import BackendUnavailableError, CacheError
+from .logs import RateLimitedLog
+from .viewcounts import CLEARED, ViewCounts
+
+
+class BoundCache(KeyValueCache):
+    """The cache API for one app (see :class:`~flask_uwsgicache.cache.KeyValueCache`
+    for the shared semantics), with its views' state."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        envelope: Envelope,
+        *,
+        key_prefix: str = "",
+        default_timeout: float = 300,
+        raise_errors: bool = False,
+        log: RateLimitedLog | None = None,
+        edge: Edge | None = None,
+        responses_backend: Backend | None = None,
+    ) -> None:
+        super().__init__(
+            backend,
+            envelope,
+            key_prefix=key_prefix,
+            default_timeout=default_timeout,
+            raise_errors=raise_errors,
+            log=log,
+            responses_backend=responses_backend,
+        )
+        #: Where ``cached(edge=True)`` views put responses for uWSGI to serve.
+        self.edge = edge or Edge({}, "no edge is configured", self.log)
+        #: Names of cookies that change no answer of the app (the session's, whose
+        #: content is checked, and ``UWSGICACHE_SHARED_COOKIES``): requests that send
+        #: only these may read and fill the cache of views.
+        self.shared_cookies: frozenset[str] = frozenset(("session",))
+        #: The environ keys of the headers that carry credentials
+        #: (``UWSGICACHE_PERSONAL_HEADERS``): requests with one never use cached views.
+        self.credentials: tuple[str, ...] = ("HTTP_AUTHORIZATION",)
+        #: The decorators' defaults (``UWSGICACHE_SOURCE_CHECK`` and
+        #: ``UWSGICACHE_HASH_METHOD``), read once rather than from the settings per call.
+        self.source_check = False
+        self.hash_method: Callable[..., Any] = hashlib.md5
+        self.view_counts = ViewCounts()
+        #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
+        self.fast_prefixes: dict[tuple[str, bool], None] = {}
+
+    def clear(self) -> bool:
+        """Remove every entry under this app's ``UWSGICACHE_KEY_PREFIX``.
+
+        Prefixes never overlap (``shop:`` does not clear ``shop:admin:``'s entries:
+        :mod:`flask_uwsgicache.keys`). With an empty prefix the app owns the whole
+        cache and all of it is cleared, other apps' entries included.
+        The edge caches and the responses' cache (``UWSGICACHE_RESPONSES_NAME``) are
+        emptied too, and the per-view counts start again from zero. uWSGI walks every
+        slot under its write lock for this: keep it off hot paths.
+        """
+        self.edge.clear()
+        if not super().clear():
+            return False
+        self.internal.set(CLEARED, secrets.token_hex(8), timeout=0)
+        return True
+
+    def delete_edge(self, path: str, stems: Iterable[str] = ()) -> bool:
+        """Forget the responses cached for ``path`` (any query string, host or
+        variant) under these view-key ``stems`` (see :func:`viewkeys.path_stem`): at
+        the edge and in this cache, so the next request runs the view. True if
+        anything was deleted. O(items): the store lists every key."""
+        deleted = self.edge.delete(path)
+        responses = self.responses
+        try:
+            for stem in stems:
+                for found in responses.own_keys((stem + "?").encode()):
+                    deleted += responses.backend.delete(found)
+        except CacheError as error:  # the store is unreachable (Redis down)
+            return self._refused(error)
+        return deleted > 0
+
+    def describe(self) -> dict[str, Any]:
+        """The cache's configuration and limits (no calls to the cache)."""
+        return {**super().describe(), "edge": self.edge.describe()}
+
+    def stats(self) -> dict[str, Any]:
+        """:meth:`describe`, the number of entries under this prefix, per-view counts.
+
+        When the store cannot be read (Redis down), ``entries`` is None, ``views`` is
+        empty and ``unavailable`` says why.
+        """
+        found = super().stats()
+        if found["entries"] is None:
+            return {**found, "views": {}}
+        try:
+            found["views"] = self.view_counts.totals(self)
+        except BackendUnavailableError as error:
+            return {**found, "entries": None, "views": {}, "unavailable": str(error)}
+        return found
