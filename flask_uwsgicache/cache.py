@@ -12,8 +12,6 @@ plus a log line.
 from __future__ import annotations
 
 import copy
-import math
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -96,7 +94,6 @@ class KeyValueCache:
         self._decode = envelope.decode
         self._readers = envelope.readers
         self._verified = envelope.verified
-        self._last_sweep = -math.inf
         #: The settings this cache was built from (:func:`flask_uwsgicache.config.resolve`).
         self.settings: dict[str, Any] = {}
 
@@ -134,7 +131,6 @@ class KeyValueCache:
                 found.backend = self.responses_backend
                 found._read, found._read_name = found.backend.reader()
                 found._max_key = self._key_room(found.backend)
-                found._last_sweep = -math.inf
             self._spaces[tag] = found
         return found
 
@@ -201,24 +197,10 @@ class KeyValueCache:
             f"flask-uwsgicache ignored the entry under {key[:80]!r}: {error}",
         )
 
-    def _sweep_expired(self) -> bool:
-        """Delete expired entries (any prefix); at most once a second. True if any went.
-
-        uWSGI frees expired slots only with a master and not with purge_lru or
-        lazy_expire, so a cache can be "full" of entries that are all dead.
-        """
-        now = time.monotonic()
-        if now - self._last_sweep < 1.0:
-            return False
-        self._last_sweep = now
-        wall = self.clock()
-        freed = 0
-        for key in self.backend.keys():
-            entry = self.backend.get(key)
-            expires_at = expiry_of(entry) if entry is not None else None
-            if expires_at and expires_at <= wall and self.backend.delete(key):
-                freed += 1
-        return freed > 0
+    def _expired(self, entry: bytes) -> bool:
+        """True if ``entry``'s expiry field has passed (for a backend's sweep)."""
+        expires_at = expiry_of(entry)  # 0.0: never
+        return expires_at is not None and 0 < expires_at <= self.clock()
 
     def _write(
         self,
@@ -230,7 +212,7 @@ class KeyValueCache:
         try:
             return write(key, entry, ttl)
         except CacheFullError:
-            if not self._sweep_expired():
+            if not self.backend.make_room(self._expired):
                 raise
             return write(key, entry, ttl)
 
@@ -339,17 +321,14 @@ class KeyValueCache:
         """
         try:
             storage_key, entry, ttl = self._prepare(key, value, timeout)
-            if self._write(self.backend.add, storage_key, entry, ttl):
-                return True
-            # uWSGI keeps an expired item until its sweeper runs (never without a master)
-            # and cache_set fails on it: replace it if it is dead or not ours.
-            with self.backend.lock():
-                current = self.backend.get(storage_key)
-                if current is not None and self.envelope.is_live(storage_key, current):
-                    return False
-                if current is not None:
-                    self.backend.delete(storage_key)
-                return bool(self._write(self.backend.add, storage_key, entry, ttl))
+
+            def replaceable(current: bytes) -> bool:  # dead, or not a valid entry
+                return not self.envelope.is_live(storage_key, current)
+
+            def add(key: bytes, entry: bytes, ttl: float) -> bool:
+                return self.backend.add(key, entry, ttl, replaceable)
+
+            return bool(self._write(add, storage_key, entry, ttl))
         except CacheError as error:
             return self._refused(error)
 
@@ -589,7 +568,7 @@ class KeyValueCache:
             "responses_cache": (
                 None
                 if self.responses_backend is None
-                else self.responses_backend.options.name
+                else self.responses_backend.cache_name
             ),
         }
 

@@ -41,7 +41,7 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
     envelope = Envelope(
         get_serializer(config["UWSGICACHE_SERIALIZER"]),
         (
-            derive_secret(secret_key, f"{backend.name}:{backend.options.name}")
+            derive_secret(secret_key, f"{backend.name}:{backend.cache_name}")
             if sign and secret_key
             else None
         ),

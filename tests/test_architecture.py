@@ -26,7 +26,7 @@ LAYERS: dict[str, set[str]] = {
         "config",
     },
     "backends": {"backends", "backends.base", "backends.memory", "backends.null"}
-    | {"backends.redis", "backends.uwsgi"},
+    | {"backends.cache2store", "backends.redis", "backends.uwsgi"},
     "key-value": {"cache", "flight"},
     "views": {
         "contexts",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,8 @@ from flask_uwsgicache import (
     NotACounterError,
     ValueTooLargeError,
 )
+from flask_uwsgicache.backends.cache2store import Cache2Store
+from flask_uwsgicache.cache2 import Cache2Options
 from flask_uwsgicache.envelope import TAG_BYTES, TAG_STR, Envelope
 from flask_uwsgicache.serializers import get_serializer
 
@@ -200,22 +203,28 @@ def test_a_value_too_large_is_refused_with_its_size(
     cache: BoundCache, log_lines: Lines
 ) -> None:
     cache.set("k", "small")
-    too_large = b"x" * (cache.backend.options.max_value_size + 1)
+    too_large = b"x" * (cache.backend.max_value_size + 1)
     assert cache.set("k", too_large) is False
     assert cache.get("k") == "small"
-    limit = str(cache.backend.options.max_value_size)
+    limit = str(cache.backend.max_value_size)
     assert any(limit in line and "bytes" in line for line in log_lines())
     cache.raise_errors = True
-    with pytest.raises(ValueTooLargeError, match="blocksize"):
+    with pytest.raises(ValueTooLargeError, match=re.escape(cache.backend.too_large_hint())):
         cache.set("k", too_large)
     assert cache.get("k") == "small"
+
+
+def slots(cache: BoundCache) -> Cache2Options:
+    """The cache2 line of a store with one (tests marked ``bounded``)."""
+    assert isinstance(cache.backend, Cache2Store)
+    return cache.backend.options
 
 
 def fill(cache: BoundCache) -> int:
     """Store one small entry per usable slot; returns how many. For tests marked
     ``bounded`` (tests/test_redis.py fills a Redis by its memory instead)."""
     assert cache.backend.bounded
-    usable = cache.backend.options.usable_items
+    usable = slots(cache).usable_items
     for number in range(usable):
         assert cache.set(f"fill{number}", number, timeout=0), number
     return usable
@@ -226,7 +235,7 @@ def test_a_full_cache_refuses_new_keys_and_keeps_the_rest(
     cache: BoundCache, log_lines: Lines
 ) -> None:
     usable = fill(cache)
-    if cache.backend.options.purge_lru:
+    if slots(cache).purge_lru:
         # purge_lru caches evict the least recently used entry instead of refusing.
         assert cache.set("newest", 1) is True
         assert cache.get("newest") == 1
@@ -251,7 +260,7 @@ def test_a_full_cache_refuses_new_keys_and_keeps_the_rest(
 def test_expired_entries_make_room_in_a_full_cache(
     cache: BoundCache, advance: Advance
 ) -> None:
-    usable = cache.backend.options.usable_items
+    usable = slots(cache).usable_items
     for number in range(usable):
         assert cache.set(f"fill{number}", number, timeout=1)
     advance(1.2)
@@ -325,7 +334,7 @@ def test_inc_on_a_full_cache_raises_and_logs_it(
     cache: BoundCache, log_lines: Lines
 ) -> None:
     fill(cache)
-    if cache.backend.options.purge_lru:
+    if slots(cache).purge_lru:
         assert cache.inc("one-more") == 1  # the control: LRU makes room
         return
     assert cache.set("one-more", 1) is False  # the control: set() says False
@@ -510,8 +519,8 @@ def test_stats_describe_the_cache(cache: BoundCache) -> None:
     assert stats["entries"] == 1
     assert stats["backend"] in ("memory", "uwsgi", "redis")
     assert stats["signed"] is True
-    bounded = cache.backend.bounded
-    assert stats["items"] == (cache.backend.options.usable_items if bounded else None)
+    assert stats["items"] == cache.backend.max_items
+    assert (stats["items"] is None) == (stats["backend"] == "redis")
 
 
 BAD_TIMEOUTS = [

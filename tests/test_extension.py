@@ -37,7 +37,7 @@ def test_one_extension_serves_two_apps_with_their_own_config(make_app: MakeApp) 
     one, two = first.extensions["uwsgicache"], second.extensions["uwsgicache"]
     assert one.backend is not two.backend
     assert (one.key_prefix, one.default_timeout) == ("one:", 10)
-    assert two.backend.options.usable_items == 4
+    assert two.backend.max_items == 4
     assert two.envelope.serializer.name == "json"
     with first.app_context():
         ext.set("k", "first")

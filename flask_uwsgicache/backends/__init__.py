@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 from .. import cache2
 from .base import Backend
+from .cache2store import Cache2Store
 
 logger = logging.getLogger("flask_uwsgicache")
 
@@ -25,7 +26,7 @@ def running_under_uwsgi() -> bool:
     return True
 
 
-class UnavailableBackend(Backend):
+class UnavailableBackend(Cache2Store):
     """Stands in for the uwsgi backend outside uWSGI (``flask routes``, ``flask shell``).
 
     The app loads; the first cache call raises ``RuntimeError`` naming the fix.
@@ -34,8 +35,7 @@ class UnavailableBackend(Backend):
     name = "unavailable"
 
     def __init__(self, cache_name: str) -> None:
-        self.options = cache2.parse(f"name={cache_name},items=2")
-        self.max_key_size = self.options.keysize
+        self.use_options(cache2.parse(f"name={cache_name},items=2"))
 
     def _fail(self) -> NoReturn:
         raise RuntimeError(
@@ -51,7 +51,7 @@ class UnavailableBackend(Backend):
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         self._fail()
 
-    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
+    def insert(self, key: bytes, entry: bytes, ttl: float) -> bool:
         self._fail()
 
     def delete(self, key: bytes) -> bool:

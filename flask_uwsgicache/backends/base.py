@@ -19,7 +19,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
-from ..cache2 import Cache2Options
 from ..errors import ValueTooLargeError
 
 
@@ -28,18 +27,19 @@ class Backend(abc.ABC):
 
     #: The ``UWSGICACHE_BACKEND`` name that selects this backend.
     name: ClassVar[str]
+    #: The store's name: a cache2 line's ``name=``, a Redis namespace's cache name.
+    cache_name: str
     #: Longest storage key in bytes; longer keys are hashed by the cache layer.
     max_key_size: int
-    #: The cache2 limits this backend applies (or mirrors).
-    options: Cache2Options
+    #: Largest entry in bytes (value and header) the store can ever hold.
+    max_value_size: int
+    #: Most entries the store holds; None when only its memory bounds it (Redis).
+    max_items: int | None
     #: True if :meth:`incr` is atomic in the store; the envelope then stores ints bare.
     native_counters: ClassVar[bool] = False
     #: True if other processes (or machines) can write to the store: its entries must
     #: be signed unless the app says otherwise (``UWSGICACHE_SIGN = False``).
     shared: ClassVar[bool] = True
-    #: True if the store holds at most ``options.usable_items`` entries (cache2 does;
-    #: Redis is bounded by its memory only).
-    bounded: ClassVar[bool] = True
 
     @abc.abstractmethod
     def get(self, key: bytes) -> bytes | None:
@@ -64,12 +64,49 @@ class Backend(abc.ABC):
         entry, and every other entry, as they were.
         """
 
+    @property
+    def bounded(self) -> bool:
+        """True if the store holds at most :attr:`max_items` entries."""
+        return self.max_items is not None
+
     @abc.abstractmethod
-    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
+    def insert(self, key: bytes, entry: bytes, ttl: float) -> bool:
         """Store ``entry`` only if ``key`` holds nothing, atomically.
 
         Returns False if an entry (live or not) is already there. Raises like :meth:`set`.
         """
+
+    def add(
+        self,
+        key: bytes,
+        entry: bytes,
+        ttl: float,
+        replaceable: Callable[[bytes], bool] | None = None,
+    ) -> bool:
+        """Store ``entry`` only if ``key`` holds nothing, or an entry ``replaceable``
+        says may go (expired, or not a valid entry), atomically with other adds.
+
+        Returns False if an entry ``replaceable`` keeps is there. Raises like
+        :meth:`set`. A store that keeps expired entries until it sweeps (uWSGI without
+        a master keeps them for ever) needs the check: its own insert fails on them.
+        """
+        if self.insert(key, entry, ttl):
+            return True
+        if replaceable is None:
+            return False
+        with self.lock():
+            current = self.get(key)
+            if current is not None and not replaceable(current):
+                return False
+            if current is not None:
+                self.delete(key)
+            return self.insert(key, entry, ttl)
+
+    def make_room(self, expired: Callable[[bytes], bool]) -> bool:
+        """Free the room of entries ``expired`` says are dead, after a write was
+        refused because the store is full; True if any went. Only stores that keep
+        expired entries do anything here, at most once a second."""
+        return False
 
     def incr(
         self,
@@ -122,49 +159,26 @@ class Backend(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """The limits of this store, for ``stats()`` and error messages."""
-        options = self.options
         return {
             "backend": self.name,
-            "name": options.name,
-            "items": options.usable_items,
-            "blocksize": options.blocksize,
-            "blocks": options.blocks,
-            "keysize": options.keysize,
-            "max_value_size": options.max_value_size,
-            "bitmap": options.bitmap,
-            "purge_lru": options.purge_lru,
+            "name": self.cache_name,
+            "items": self.max_items,
+            "keysize": self.max_key_size,
+            "max_value_size": self.max_value_size,
         }
+
+    def too_large_hint(self) -> str:
+        """What bounds the size of an entry here, and how to raise it."""
+        return "Store smaller values."
 
     def check_size(self, key: bytes, entry: bytes) -> None:
         """Raise ``ValueTooLargeError`` if ``entry`` can never fit this store."""
-        options = self.options
-        if len(entry) > options.max_value_size:
-            where = (
-                f"blocksize*blocks={options.blocksize}*{options.blocks}"
-                if options.bitmap
-                else f"blocksize={options.blocksize} (without bitmap one value must fit "
-                f"one block)"
-            )
+        if len(entry) > self.max_value_size:
             raise ValueTooLargeError(
                 f"the entry for key {key[:80]!r} (value and header) is {len(entry)} "
-                f"bytes, more than the {options.max_value_size} bytes cache "
-                f"{options.name!r} can hold "
-                f"({where}). Store smaller values or raise blocksize in the cache2 line."
+                f"bytes, more than the {self.max_value_size} bytes cache "
+                f"{self.cache_name!r} can hold. {self.too_large_hint()}"
             )
-
-
-def full_message(options: Cache2Options, key: bytes, entry: bytes) -> str:
-    """The message for a refused write to a full cache."""
-    detail = (
-        f"{options.usable_items} usable items (items={options.items}, slot 0 is reserved)"
-    )
-    if options.bitmap:
-        detail += f", {options.blocks} blocks of {options.blocksize} bytes"
-    return (
-        f"cache {options.name!r} is full: no room for key {key[:80]!r} "
-        f"({len(entry)} bytes) in {detail}. Raise items in the cache2 line, use shorter "
-        f"timeouts, or add purge_lru=1 to evict the least recently used entry."
-    )
 
 
 _PASSWORD = re.compile(r"(//[^:/@]*):[^@/]*@")

@@ -18,10 +18,10 @@ from contextlib import AbstractContextManager
 
 from .. import cache2
 from ..errors import CacheFullError
-from .base import Backend, full_message
+from .cache2store import Cache2Store
 
 
-class MemoryBackend(Backend):
+class MemoryBackend(Cache2Store):
     """Entries in an ordered dict (least recently used first), guarded by a lock."""
 
     name = "memory"
@@ -30,8 +30,7 @@ class MemoryBackend(Backend):
     def __init__(
         self, options: str = "items=1000", clock: Callable[[], float] = time.time
     ) -> None:
-        self.options = cache2.parse(options, strict=True)
-        self.max_key_size = self.options.keysize
+        self.use_options(cache2.parse(options, strict=True))
         self.clock = clock
         # key -> (entry, expires_at or 0.0)
         self._entries: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
@@ -77,7 +76,7 @@ class MemoryBackend(Backend):
         while not fits():
             victim = next((other for other in self._entries if other != key), None)
             if not options.purge_lru or victim is None:
-                raise CacheFullError(full_message(options, key, entry))
+                raise CacheFullError(self.full_message(key, entry))
             self._drop(victim)
 
     def _store(self, key: bytes, entry: bytes, ttl: float) -> None:
@@ -104,7 +103,7 @@ class MemoryBackend(Backend):
             self._make_room(key, entry)
             self._store(key, entry, ttl)
 
-    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
+    def insert(self, key: bytes, entry: bytes, ttl: float) -> bool:
         self.check_size(key, entry)
         with self._mutex:
             if self._live(key, self.clock()):

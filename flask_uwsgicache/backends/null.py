@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 from contextlib import AbstractContextManager
 
-from .. import cache2
 from .base import Backend
 
 
@@ -18,11 +17,12 @@ class NullBackend(Backend):
 
     name = "null"
     shared = False
-    bounded = False
 
     def __init__(self, cache_name: str) -> None:
-        self.options = cache2.parse(f"name={cache_name},items=2")
-        self.max_key_size = self.options.keysize
+        self.cache_name = cache_name
+        self.max_key_size = 2048  # cache2's default keysize: keys look as there
+        self.max_value_size = 65536
+        self.max_items = None
 
     def get(self, key: bytes) -> bytes | None:
         return None
@@ -30,7 +30,7 @@ class NullBackend(Backend):
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         """Keeps nothing."""
 
-    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
+    def insert(self, key: bytes, entry: bytes, ttl: float) -> bool:
         return True
 
     def delete(self, key: bytes) -> bool:

@@ -29,7 +29,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .. import cache2
 from ..errors import (
     BackendUnavailableError,
     CacheFullError,
@@ -104,7 +103,6 @@ class RedisBackend(Backend):
 
     name = "redis"
     native_counters = True
-    bounded = False
 
     def __init__(self, url: str | None, cache_name: str) -> None:
         if not url:
@@ -119,10 +117,10 @@ class RedisBackend(Backend):
         )
         # Fenced: the cache "site" cannot reach the entries of "site:staging".
         self.namespace = fenced(f"uwsgicache:{cache_name}")
-        self.options = cache2.parse(
-            f"name={cache_name},items=2,blocksize={MAX_VALUE},keysize={KEYSIZE}"
-        )
+        self.cache_name = cache_name
         self.max_key_size = KEYSIZE
+        self.max_value_size = MAX_VALUE
+        self.max_items = None
         self.log = RateLimitedLog()
         self._incr = self.client.register_script(_INCR)
         self._down_until = 0.0
@@ -195,7 +193,7 @@ class RedisBackend(Backend):
             "SET", lambda: self.client.set(self.namespace + key, entry, px=self._ms(ttl))
         )
 
-    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
+    def insert(self, key: bytes, entry: bytes, ttl: float) -> bool:
         self.check_size(key, entry)
         return bool(
             self._call(
@@ -263,11 +261,10 @@ class RedisBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "backend": self.name,
-            "name": self.options.name,
+            **super().describe(),
             "url": self.url,
             "namespace": self.namespace.decode(errors="replace"),
-            "items": None,
-            "keysize": self.max_key_size,
-            "max_value_size": MAX_VALUE,
         }
+
+    def too_large_hint(self) -> str:
+        return "Redis strings hold at most 512 MiB (proto-max-bulk-len)."

@@ -20,7 +20,7 @@ import uwsgi
 
 from .. import cache2
 from ..errors import CacheFullError
-from .base import Backend, full_message
+from .cache2store import Cache2Store
 
 logger = logging.getLogger("flask_uwsgicache")
 
@@ -142,7 +142,7 @@ def find_options(name: str) -> cache2.Cache2Options | None:
     return None
 
 
-class UWSGIBackend(Backend):
+class UWSGIBackend(Cache2Store):
     """One named uWSGI cache. Construct under uWSGI only; checks the cache exists."""
 
     name = "uwsgi"
@@ -180,8 +180,8 @@ class UWSGIBackend(Backend):
                 cache_name,
             )
             options = cache2.parse(f"name={cache_name},items=2")
-        self.options = options
-        self.max_key_size = options.keysize
+        self.use_options(options)
+        self._last_sweep = -math.inf
         if uwsgi.numproc > 1 and uwsgi.opt.get("lock-engine") != b"ipcsem":
             # The default pthread rwlock is not robust (docs/uwsgi-cache2-facts.rst §7):
             # measured in README "Deploying" with the trade-off.
@@ -239,12 +239,12 @@ class UWSGIBackend(Backend):
             self._updates_full_until = time.monotonic() + 1.0
         else:
             self._full_until = time.monotonic() + 1.0
-        return CacheFullError(full_message(self.options, key, entry))
+        return CacheFullError(self.full_message(key, entry))
 
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         self.check_size(key, entry)
         if self._known_full(key):
-            raise CacheFullError(full_message(self.options, key, entry))
+            raise CacheFullError(self.full_message(key, entry))
         # cache_set is "add" in uWSGI; upsert is cache_update, and it replaces the
         # stored expiry, so the TTL is passed every time (docs/uwsgi-cache2-facts.rst §2).
         expires = self._expires(ttl)
@@ -257,12 +257,12 @@ class UWSGIBackend(Backend):
             # (docs/uwsgi-cache2-facts.rst §4).
         raise self._full(key, entry)
 
-    def add(self, key: bytes, entry: bytes, ttl: float) -> bool:
+    def insert(self, key: bytes, entry: bytes, ttl: float) -> bool:
         self.check_size(key, entry)
         if time.monotonic() < self._full_until:
             if uwsgi.cache_exists(key, self.cache_name):
                 return False
-            raise CacheFullError(full_message(self.options, key, entry))
+            raise CacheFullError(self.full_message(key, entry))
         expires = self._expires(ttl)
         for _attempt in range(3):
             if uwsgi.cache_set(key, entry, expires, self.cache_name):
@@ -272,6 +272,24 @@ class UWSGIBackend(Backend):
             if uwsgi.cache_exists(key, self.cache_name):
                 return False
         raise self._full(key, entry)
+
+    def make_room(self, expired: Callable[[bytes], bool]) -> bool:
+        """Delete the entries ``expired`` says are dead; at most once a second.
+
+        uWSGI frees expired slots only with a master and not with purge_lru or
+        lazy_expire (docs/uwsgi-cache2-facts.rst §5), so a cache can be "full" of
+        entries that are all dead.
+        """
+        now = time.monotonic()
+        if now - self._last_sweep < 1.0:
+            return False
+        self._last_sweep = now
+        freed = 0
+        for key in self.keys():
+            entry = self.get(key)
+            if entry is not None and expired(entry) and self.delete(key):
+                freed += 1
+        return freed > 0
 
     def delete(self, key: bytes) -> bool:
         deleted = bool(uwsgi.cache_del(key, self.cache_name))
