@@ -40,7 +40,7 @@ from . import responses
 from .logs import logger
 from .privacy import SERVER_AUTH, is_conditional
 from .viewcounts import HIT
-from .viewkeys import variant_key, view_key
+from .viewkeys import view_key
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -164,17 +164,12 @@ class FastPath:
         """The response stored under ``key`` for this request (its variant, for a
         response that varies), or None."""
         data = space.get(key)
-        for _ in range(2):  # the view key, then maybe a variant's key
-            if data is None:
-                return None
-            try:
-                stored = responses.parse(data)
-            except responses.BadStoredResponse:
-                return None
-            if isinstance(stored, responses.Stored):
-                return stored
-            data = space.get(variant_key(stored.key, stored.headers, environ))
-        return None
+        if data is None:
+            return None
+        try:
+            return responses.find(data, space.get, environ)
+        except responses.BadStoredResponse:
+            return None
 
 
 def install(app: Flask) -> bool:

@@ -20,8 +20,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import Response
+
+from .viewkeys import variant_key
 
 MAGIC = b"uCR2"
 VARY_MAGIC = b"uCV1"
@@ -136,3 +140,23 @@ def parse(data: object) -> Stored | VaryMarker:
         return Stored(int(status), pairs, data[start + length :], str(name), bool(fast))
     except (struct.error, ValueError, TypeError) as error:
         raise BadStoredResponse(f"damaged stored response: {error}") from None
+
+
+def find(
+    data: object, read: Callable[[str], object], environ: Mapping[str, Any]
+) -> Stored | None:
+    """The stored response for the request in ``environ``, from what its view key
+    holds (``data``): that response, or for a marker the variant stored under
+    :func:`~flask_uwsgicache.viewkeys.variant_key`, read with ``read``; None when
+    that variant is not stored. :class:`BadStoredResponse` for anything else, a
+    marker under a variant key included. The decorator and the fast path both look
+    responses up here."""
+    stored = parse(data)
+    if isinstance(stored, VaryMarker):
+        found = read(variant_key(stored.key, stored.headers, environ))
+        if found is None:
+            return None
+        stored = parse(found)
+        if isinstance(stored, VaryMarker):
+            raise BadStoredResponse("a marker under a variant key")
+    return stored

@@ -263,18 +263,9 @@ class ViewsMixin(CacheOwner):
             this: list[Callable[..., Any]] = []  # the wrapper, once made
 
             def load(data: object) -> Any:
-                stored = responses.parse(data)
-                if isinstance(stored, responses.VaryMarker):
-                    environ = request.environ
-                    found = self.cache.responses.get(
-                        variant_key(stored.key, stored.headers, environ)
-                    )
-                    if found is None:
-                        return MISSING
-                    stored = responses.parse(found)
-                    if isinstance(stored, responses.VaryMarker):
-                        raise responses.BadStoredResponse("a marker under a variant key")
-                return stored.response()
+                read = self.cache.responses.get
+                stored = responses.find(data, read, request.environ)
+                return MISSING if stored is None else stored.response()
 
             view_options = dataclasses.replace(options, decode=load)
 
