@@ -15,11 +15,9 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from . import flight, timeouts
+from . import counters, flight, timeouts
 from .backends.base import Backend
 from .envelope import (
-    COUNTER_MAX,
-    COUNTER_MIN,
     MISSING,
     EntryRejected,
     Envelope,
@@ -29,9 +27,7 @@ from .errors import (
     BackendUnavailableError,
     CacheError,
     CacheFullError,
-    CounterOverflowError,
     InvalidKeyError,
-    NotACounterError,
 )
 from .keys import (
     HASHED_TAIL,
@@ -382,7 +378,7 @@ class KeyValueCache:
             return self._refused(error)
         return True
 
-    # -- counters -----------------------------------------------------------------------
+    # -- counters (flask_uwsgicache.counters) -------------------------------------------
 
     def inc(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int:
         """Add ``delta`` to the integer under ``key`` and return the new value.
@@ -403,101 +399,13 @@ class KeyValueCache:
         cache, Redis down), whatever ``UWSGICACHE_RAISE_ERRORS`` says: there is no
         ``False`` to return, and a counter must not silently stop counting.
         """
-        if type(delta) is not int:
-            raise TypeError(f"delta must be an int, not {type(delta).__name__}")
-        try:
-            if not COUNTER_MIN <= delta <= COUNTER_MAX:
-                raise CounterOverflowError(
-                    f"delta {delta} is outside the signed 64-bit range of counters"
-                )
-            storage_key = self.storage_key(key)
-            if self.backend.native_counters:  # one atomic call (Redis' INCRBY)
-                return self._native_inc(key, storage_key, delta, timeout)
-            with self.backend.lock():
-                current, expires_at = self._read_counter(key, storage_key)
-                if expires_at is None:
-                    expires_at, ttl = self._expiry(timeout)
-                else:
-                    # Keep the counter's expiry (a hair ahead: 0 would mean never).
-                    ttl = max(expires_at - self.clock(), 0.001) if expires_at else 0
-                value = current + delta
-                if not COUNTER_MIN <= value <= COUNTER_MAX:
-                    raise CounterOverflowError(
-                        f"{current} + {delta} is outside the signed 64-bit range of "
-                        f"counters"
-                    )
-                entry = self.envelope.encode(storage_key, value, expires_at)
-                self._write(self.backend.set, storage_key, entry, ttl)
-        except (NotACounterError, CounterOverflowError, InvalidKeyError):
-            raise
-        except CacheError as error:
-            self.log.warning(
-                f"inc {type(error).__name__}",
-                f"flask-uwsgicache could not count {key!r}: {error}",
-            )
-            raise
-        return value
-
-    def _native_inc(
-        self, key: str, storage_key: bytes, delta: int, timeout: float | None
-    ) -> int:
-        """inc by the store's atomic counter. What the store's script cannot tell apart
-        is settled here, as on the other backends: a live value that is not an int
-        raises, an int too big to be a counter is an overflow, and an entry that is
-        no valid one (tampered, a forged counter) counts as missing."""
-        ttl = self._expiry(timeout)[1]
-        mac_key = self.envelope.counter_key
-        replacing = b""
-        for _ in range(5):
-            try:
-                return self.backend.incr(storage_key, delta, ttl, mac_key, replacing)
-            except NotACounterError:
-                found = self._find(key)
-                if found is not None and self.envelope.is_live(*found):
-                    value = self.get(key)
-                    if type(value) is int and COUNTER_MIN <= value <= COUNTER_MAX:
-                        replacing = b""  # a counter by now (another process's inc)
-                        continue
-                    if type(value) is int:
-                        raise CounterOverflowError(
-                            f"the int under {key!r} is outside the signed 64-bit range "
-                            f"of counters"
-                        ) from None
-                    raise NotACounterError(
-                        f"cannot inc/dec key {key!r}: it holds something other than "
-                        f"an int. It was left unchanged; delete it or use another key."
-                    ) from None
-                # Invalid or expired: replaced by the script only if it is still what
-                # was seen here, so that no concurrent inc is lost.
-                replacing = found[1] if found is not None else b""
-                self._rejected(storage_key, EntryRejected("not a counter; counted from 0"))
-        raise NotACounterError(f"key {key!r} kept changing under inc; try again")
+        return counters.count(self, key, delta, timeout)
 
     def dec(self, key: str, delta: int = 1, *, timeout: float | None = None) -> int:
         """Subtract ``delta``; see :meth:`inc`."""
         if type(delta) is not int:
             raise TypeError(f"delta must be an int, not {type(delta).__name__}")
         return self.inc(key, -delta, timeout=timeout)
-
-    def _read_counter(self, key: str, storage_key: bytes) -> tuple[int, float | None]:
-        """``(value, expires_at)`` of a live counter, ``(0, None)`` if there is none."""
-        entry = self.backend.get(storage_key)
-        if entry is None:
-            return 0, None
-        try:
-            value = self.envelope.decode(storage_key, entry)
-            expires_at = expiry_of(entry)
-        except EntryRejected as error:
-            self._rejected(storage_key, error)
-            return 0, None
-        if value is MISSING:
-            return 0, None
-        if type(value) is not int:
-            raise NotACounterError(
-                f"cannot inc/dec key {key!r}: it holds a {type(value).__name__}, not an "
-                f"int. It was left unchanged; delete it or use another key."
-            )
-        return value, expires_at
 
     # -- compound -------------------------------------------------------------------------
 

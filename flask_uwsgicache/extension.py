@@ -18,6 +18,7 @@ from . import fastpath
 from .appcache import BoundCache
 from .backends import create_backend
 from .backends.base import Backend
+from .cached import CachedMixin
 from .cli import group
 from .config import EXTENSION_KEY, resolve
 from .contexts import app_context
@@ -29,7 +30,6 @@ from .memoize import MemoizeMixin
 from .privacy import environ_names, personal_headers
 from .serializers import get_serializer
 from .viewkeys import path_stem, quoted_path
-from .views import ViewsMixin
 
 
 def build_cache(config: Mapping[str, Any]) -> BoundCache:
@@ -133,7 +133,7 @@ def _on_current_app(
     return on_current_app
 
 
-class UWSGICache(ViewsMixin, MemoizeMixin):
+class UWSGICache(CachedMixin, MemoizeMixin):
     """A cache shared by every worker process of a uWSGI app.
 
     The methods below act on the current app's cache and have the semantics documented

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from . import cache2
+
 
 @dataclasses.dataclass
 class IniOption:
@@ -79,3 +81,21 @@ def last(options: list[IniOption], key: str, default: str | None = None) -> str 
     """The value uWSGI uses for a single-valued option: the last one."""
     found = values(options, key)
     return found[-1] if found else default
+
+
+_OFF = ("0", "false", "no", "off")
+
+
+def flag(options: list[IniOption], key: str) -> bool:
+    """True if the flag ``key`` is set to something other than 0, false, no or off."""
+    value = last(options, key)
+    return value is not None and value.lower() not in _OFF
+
+
+def number(options: list[IniOption], *keys: str) -> int:
+    """A number option, at least 1; the first of ``keys`` that is set (aliases)."""
+    for key in keys:
+        value = last(options, key)
+        if value is not None:
+            return max(cache2.loose_number(value), 1)
+    return 1

@@ -27,7 +27,7 @@ LAYERS: dict[str, set[str]] = {
     },
     "backends": {"backends", "backends.base", "backends.memory", "backends.null"}
     | {"backends.cache2store", "backends.redis", "backends.uwsgi"},
-    "key-value": {"cache", "flight"},
+    "key-value": {"counters", "cache", "flight"},
     "views": {
         "contexts",
         "callables",
@@ -38,7 +38,8 @@ LAYERS: dict[str, set[str]] = {
         "appcache",
         "hashing",
         "wrapping",
-        "views",
+        "cachedkeys",
+        "cached",
         "memoize",
         "fastpath",
         "edgeroutes",
@@ -46,7 +47,7 @@ LAYERS: dict[str, set[str]] = {
         "jinja",
     },
     # The commands know the config and the entries; init_app registers them.
-    "cli": {"cli", "cli.config", "cli.doctor", "cli.stats"},
+    "cli": {"cli", "cli.config", "cli.doctor", "cli.cacheline", "cli.report", "cli.stats"},
     "extension": {"extension"},
     # The users' pytest plugin builds caches as init_app does.
     "plugin": {"testing"},

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from flask_uwsgicache.cli import doctor
+from flask_uwsgicache.cli import report as said
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "tests" / "doctor_probe.py"
@@ -84,14 +85,14 @@ def verdict(ini: Path) -> tuple[str, str]:
     report = doctor.check({"UWSGICACHE_NAME": "default"}, str(ini))
     (cache,) = [section for section in report.sections if section.outcome]
     (app,) = [section for section in report.sections if section.title == "this app"]
-    if cache.outcome == doctor.WILL_NOT_START:
+    if cache.outcome == said.WILL_NOT_START:
         (label, text), *_ = [fact for fact in cache.facts if fact[0] == "uWSGI"]
         return WILL_NOT_START, text.split("'")[1]
-    if any(level == doctor.ERROR for level, _text in app.problems):
+    if any(level == said.ERROR for level, _text in app.problems):
         return UNUSABLE, ""
-    if cache.outcome == doctor.STORES_NOTHING:
+    if cache.outcome == said.STORES_NOTHING:
         return STORES_NOTHING, ""
-    assert cache.outcome == doctor.STARTS
+    assert cache.outcome == said.STARTS
     return STORES, ""
 
 
