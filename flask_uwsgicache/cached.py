@@ -48,7 +48,17 @@ from .keys import RESULTS
 from .privacy import EVERY_HEADER, Watch, is_conditional, is_personal
 from .responses import CachedResponse
 from .viewkeys import variant_key
-from .wrapping import CacheOwner, Call, fault, function_name, keep_result, wrap
+from .wrapping import (
+    CacheOwner,
+    Call,
+    Decorator,
+    P,
+    R,
+    fault,
+    function_name,
+    keep_result,
+    wrap,
+)
 
 _CACHEABLE_METHODS = ("GET", "HEAD")
 
@@ -74,7 +84,7 @@ class CachedMixin(CacheOwner):
         stale_while_revalidate: float = 0,
         edge: bool = False,
         is_stale: Callable[..., Any] | None = None,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    ) -> Decorator:
         """Cache a view's whole response, or a function's value.
 
         For a view (GET and HEAD only) the default key (``key_prefix`` with ``%s``) is
@@ -130,7 +140,7 @@ class CachedMixin(CacheOwner):
         if keys.from_path:
             self.path_key_prefixes[str(key_prefix)] = None
 
-        def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+        def decorator(f: Callable[P, R]) -> Callable[P, R]:
             name = function_name(f)
             hashing = Hashing(f, hash_method, source_check)
             call_keys = dataclasses.replace(keys, hashing=hashing)

@@ -21,7 +21,7 @@ from .appcache import BoundCache
 from .callables import Args, Kwargs, bypass, forced, staleness
 from .hashing import Hashing
 from .keys import MEMOIZED, VERSIONS, short_digest
-from .wrapping import Call
+from .wrapping import Call, Decorator, P, R
 
 VERSION_PREFIX = "memver:"
 
@@ -153,7 +153,7 @@ class MemoizeMixin(wrapping.CacheOwner):
         single_flight_wait: float = 10.0,
         stale_while_revalidate: float = 0,
         is_stale: Callable[..., Any] | None = None,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    ) -> Decorator:
         """Cache a function's result per arguments (normalised: ``f(1, b=2)`` is
         ``f(1, 2)``). ``args_to_ignore`` names arguments left out of the key;
         ``cache_none`` stores ``None`` results; ``make_name(name)`` renames the
@@ -170,7 +170,7 @@ class MemoizeMixin(wrapping.CacheOwner):
             timeout, single_flight, single_flight_wait, stale_while_revalidate, quiet=True
         )
 
-        def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+        def decorator(f: Callable[P, R]) -> Callable[P, R]:
             name = wrapping.function_name(f)
             memoized = Memoized(
                 f,

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from flask import Response, current_app, has_app_context
 
@@ -23,6 +23,17 @@ from .envelope import MISSING
 from .logs import RateLimitedLog
 from .privacy import Watch
 from .viewcounts import HIT, MISS, REFUSED
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Decorator(Protocol):
+    """What ``cached`` and ``memoize`` return: it keeps the decorated function's
+    signature for type checkers (the wrapper also has Flask-Caching's attributes:
+    ``uncached``, ``cache_timeout``, ``make_cache_key``...)."""
+
+    def __call__(self, f: Callable[P, R], /) -> Callable[P, R]: ...
 
 
 # slots, not frozen: built on every call, and a frozen __init__ costs ~1 µs.
