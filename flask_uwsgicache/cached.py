@@ -47,7 +47,7 @@ from .hashing import Hashing
 from .keys import RESULTS
 from .privacy import EVERY_HEADER, Watch, is_conditional, is_personal
 from .responses import CachedResponse
-from .viewkeys import variant_key
+from .viewkeys import path_stem, quoted_path, variant_key
 from .wrapping import (
     CacheOwner,
     Call,
@@ -309,6 +309,20 @@ class CachedMixin(CacheOwner):
             return wrapper
 
         return decorator
+
+    def delete_edge(self, path: str) -> bool:
+        """Forget what ``cached`` views stored for ``path`` (as ``request.path`` says
+        it; any query string, host or ``Vary`` variant), at the edge and in the cache:
+        the next request runs the view. True if anything was deleted. See
+        :meth:`BoundCache.delete_edge`."""
+        cache = self.cache
+        budget = cache.responses.stem_budget
+        quoted = quoted_path(path)
+        stems = {
+            path_stem(key_prefix, quoted, budget)
+            for key_prefix in self.path_key_prefixes or ("view/%s",)
+        }
+        return cache.delete_edge(path, stems)
 
     def delete_cached(
         self,

@@ -170,6 +170,43 @@ def validate(settings: Mapping[str, Any]) -> None:
 
 
 #: Flask-Caching settings read as they are for their ``UWSGICACHE_*`` counterpart.
+def shared_cookies(config: Mapping[str, Any]) -> frozenset[str]:
+    """``UWSGICACHE_SHARED_COOKIES`` and the session cookie's name."""
+    names = config.get("UWSGICACHE_SHARED_COOKIES", ())
+    if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+        raise ValueError(
+            f"UWSGICACHE_SHARED_COOKIES is {names!r}; set it to a list of the names of "
+            f"cookies that change no answer of the app, for example ['_ga', '_gid']."
+        )
+    return frozenset((*names, str(config.get("SESSION_COOKIE_NAME") or "session")))
+
+
+def signing(config: Mapping[str, Any], shared: bool, backend: str) -> bool:
+    """Whether entries are signed: ``UWSGICACHE_SIGN``, or by default whenever there is
+    a ``SECRET_KEY``. A shared store (uWSGI's cache, Redis) can be written by others
+    (the uwsgi protocol, ``udp=``, anyone with the Redis password), and an unsigned
+    pickle from it would run code: it needs a key, or ``UWSGICACHE_SIGN = False`` said
+    on purpose."""
+    sign = config["UWSGICACHE_SIGN"]
+    secret_key = config.get("SECRET_KEY")
+    if sign is not None and not isinstance(sign, bool):
+        raise ValueError(f"UWSGICACHE_SIGN is {sign!r}; set it to True or False.")
+    if sign and not secret_key:
+        raise ValueError(
+            "UWSGICACHE_SIGN is on but SECRET_KEY is not set: set SECRET_KEY (entries are "
+            "signed with a key derived from it) or turn UWSGICACHE_SIGN off."
+        )
+    if sign is None and not secret_key and shared:
+        raise ValueError(
+            f"SECRET_KEY is not set, so entries in the shared {backend} cache would "
+            f"be unsigned, and anything that can write to it could make the app unpickle "
+            f"what it wants. Set SECRET_KEY before init_app (entries are signed with a "
+            f"key derived from it), or set UWSGICACHE_SIGN = False to store them "
+            f"unsigned on purpose."
+        )
+    return bool(secret_key) if sign is None else sign
+
+
 ALIASES = {
     "CACHE_DEFAULT_TIMEOUT": "UWSGICACHE_DEFAULT_TIMEOUT",
     "CACHE_KEY_PREFIX": "UWSGICACHE_KEY_PREFIX",

@@ -17,10 +17,9 @@ from flask import Flask
 from . import fastpath
 from .appcache import BoundCache
 from .backends import create_backend
-from .backends.base import Backend
 from .cached import CachedMixin
 from .cli import group
-from .config import EXTENSION_KEY, resolve
+from .config import EXTENSION_KEY, resolve, shared_cookies, signing
 from .contexts import app_context
 from .edge import Edge, build_edge
 from .envelope import Envelope, derive_secret
@@ -29,14 +28,13 @@ from .logs import RateLimitedLog
 from .memoize import MemoizeMixin
 from .privacy import environ_names, personal_headers
 from .serializers import get_serializer
-from .viewkeys import path_stem, quoted_path
 
 
 def build_cache(config: Mapping[str, Any]) -> BoundCache:
     """A :class:`BoundCache` from settings made by :func:`~.config.resolve`."""
     timeout = config["UWSGICACHE_DEFAULT_TIMEOUT"]
     backend = create_backend(config)
-    sign = _signing(config, backend)
+    sign = signing(config, backend.shared, backend.name)
     secret_key = config.get("SECRET_KEY")
     envelope = Envelope(
         get_serializer(config["UWSGICACHE_SERIALIZER"]),
@@ -72,48 +70,11 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
     cache.settings = dict(config)
     cache.source_check = config["UWSGICACHE_SOURCE_CHECK"]
     cache.hash_method = config["UWSGICACHE_HASH_METHOD"] or hashlib.md5
-    cache.shared_cookies = _shared_cookies(config)
+    cache.shared_cookies = shared_cookies(config)
     cache.credentials = environ_names(
         personal_headers(config["UWSGICACHE_PERSONAL_HEADERS"])
     )
     return cache
-
-
-def _shared_cookies(config: Mapping[str, Any]) -> frozenset[str]:
-    """``UWSGICACHE_SHARED_COOKIES`` and the session cookie's name."""
-    names = config.get("UWSGICACHE_SHARED_COOKIES", ())
-    if isinstance(names, str) or not all(isinstance(name, str) for name in names):
-        raise ValueError(
-            f"UWSGICACHE_SHARED_COOKIES is {names!r}; set it to a list of the names of "
-            f"cookies that change no answer of the app, for example ['_ga', '_gid']."
-        )
-    return frozenset((*names, str(config.get("SESSION_COOKIE_NAME") or "session")))
-
-
-def _signing(config: Mapping[str, Any], backend: Backend) -> bool:
-    """Whether entries are signed: ``UWSGICACHE_SIGN``, or by default whenever there is
-    a ``SECRET_KEY``. A shared store (uWSGI's cache, Redis) can be written by others
-    (the uwsgi protocol, ``udp=``, anyone with the Redis password), and an unsigned
-    pickle from it would run code: it needs a key, or ``UWSGICACHE_SIGN = False`` said
-    on purpose."""
-    sign = config["UWSGICACHE_SIGN"]
-    secret_key = config.get("SECRET_KEY")
-    if sign is not None and not isinstance(sign, bool):
-        raise ValueError(f"UWSGICACHE_SIGN is {sign!r}; set it to True or False.")
-    if sign and not secret_key:
-        raise ValueError(
-            "UWSGICACHE_SIGN is on but SECRET_KEY is not set: set SECRET_KEY (entries are "
-            "signed with a key derived from it) or turn UWSGICACHE_SIGN off."
-        )
-    if sign is None and not secret_key and backend.shared:
-        raise ValueError(
-            f"SECRET_KEY is not set, so entries in the shared {backend.name} cache would "
-            f"be unsigned, and anything that can write to it could make the app unpickle "
-            f"what it wants. Set SECRET_KEY before init_app (entries are signed with a "
-            f"key derived from it), or set UWSGICACHE_SIGN = False to store them "
-            f"unsigned on purpose."
-        )
-    return bool(secret_key) if sign is None else sign
 
 
 P = ParamSpec("P")
@@ -218,20 +179,6 @@ class UWSGICache(CachedMixin, MemoizeMixin):
             if cache is not None:
                 return cache.get(key, default)
         return self.cache.get(key, default)  # raises the helpful RuntimeError
-
-    def delete_edge(self, path: str) -> bool:
-        """Forget what ``cached`` views stored for ``path`` (as ``request.path`` says
-        it; any query string, host or ``Vary`` variant), at the edge and in the cache:
-        the next request runs the view. True if anything was deleted. See
-        :meth:`BoundCache.delete_edge`."""
-        cache = self.cache
-        budget = cache.responses.stem_budget
-        quoted = quoted_path(path)
-        stems = {
-            path_stem(key_prefix, quoted, budget)
-            for key_prefix in self.path_key_prefixes or ("view/%s",)
-        }
-        return cache.delete_edge(path, stems)
 
     # The rest of the API, with BoundCache's signatures and docstrings.
     has = _on_current_app(BoundCache.has)

@@ -67,9 +67,6 @@ class CacheOwner:
     def cache(self) -> BoundCache:
         raise NotImplementedError
 
-    def delete_edge(self, path: str) -> bool:
-        raise NotImplementedError
-
 
 def keep_result(
     result: Any, cache_none: bool, response_filter: Callable[[Any], Any] | None
