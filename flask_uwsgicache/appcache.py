@@ -19,7 +19,6 @@ from .cache import KeyValueCache
 from .edge import Edge
 from .envelope import Envelope
 from .errors import BackendUnavailableError, CacheError
-from .logs import RateLimitedLog
 from .viewcounts import CLEARED, ViewCounts
 
 
@@ -32,22 +31,11 @@ class BoundCache(KeyValueCache):
         backend: Backend,
         envelope: Envelope,
         *,
-        key_prefix: str = "",
-        default_timeout: float = 300,
-        raise_errors: bool = False,
-        log: RateLimitedLog | None = None,
         edge: Edge | None = None,
-        responses_backend: Backend | None = None,
+        **settings: Any,
     ) -> None:
-        super().__init__(
-            backend,
-            envelope,
-            key_prefix=key_prefix,
-            default_timeout=default_timeout,
-            raise_errors=raise_errors,
-            log=log,
-            responses_backend=responses_backend,
-        )
+        """``settings`` are :class:`~flask_uwsgicache.cache.KeyValueCache`'s."""
+        super().__init__(backend, envelope, **settings)
         #: Where ``cached(edge=True)`` views put responses for uWSGI to serve.
         self.edge = edge or Edge({}, "no edge is configured", self.log)
         #: Names of cookies that change no answer of the app (the session's, whose

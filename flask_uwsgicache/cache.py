@@ -220,11 +220,10 @@ class KeyValueCache:
         entry = self._read(storage_key, self._read_name)
         if entry is None:
             return default
-        try:
+        try:  # _value() inlined: this is the hot path
             value = self._decode(storage_key, entry)
-        except EntryRejected as error:
-            self._rejected(storage_key, error)
-            return default
+        except EntryRejected:
+            return self._value(storage_key, entry, default)  # says why
         return default if value is MISSING else value
 
     def _value(self, storage_key: bytes, entry: bytes, default: Any) -> Any:
