@@ -319,9 +319,19 @@ def test_a_full_redis_is_a_refused_write_with_the_fix(
     assert results[0] is True and results[-1] is False
     assert any("maxmemory" in line for line in log_lines())
     cache.raise_errors = True
+    scans, gets = (commands(server, name) for name in ("scan", "get"))
     with pytest.raises(CacheFullError, match="eviction policy"):
         cache.set("one more", big)
+    # Redis keeps no dead entries: a refused write reads nothing back (no sweep of the
+    # store, as the uwsgi backend makes; backends/uwsgi.py, make_room).
+    assert (commands(server, "scan"), commands(server, "get")) == (scans, gets)
     assert cache.get("big0") == big
+
+
+def commands(server: redis.Redis, command: str) -> int:
+    """How many times ``command`` ran on ``server`` (INFO commandstats)."""
+    stats = server.info("commandstats").get(f"cmdstat_{command}", {})
+    return int(stats.get("calls", 0))
 
 
 def test_the_redis_backend_needs_a_url(make_app: Callable[..., Flask]) -> None:
