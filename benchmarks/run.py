@@ -1,4 +1,4 @@
-"""Benchmarks, side by side, in one run: ``python benchmarks/run.py`` (see README).
+"""Benchmarks, side by side, in one run: ``python benchmarks/run.py`` (docs/benchmarks.rst).
 
 1. Per operation, inside a uWSGI worker (``benchmarks/ops.py`` under ``--pyrun``): the raw
    uWSGI API, this package, Flask-Caching's uWSGI backend and cachelib's.

@@ -1,7 +1,7 @@
 """``cache.cached(...)``: whole responses of views, or the values of plain functions.
 
 Option names and meanings follow Flask-Caching where they overlap, with differences that
-make it safe by default (README: "What is never cached, and why"):
+make it safe by default (docs/views.rst: "What is never cached, and why"):
 
 * the default key (a ``key_prefix`` with ``%s``) is derived from the whole request by
   :func:`flask_uwsgicache.viewkeys.view_key`: raw path, sorted query string, scheme,

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/venv.sh
 # --no-cache-dir: never reuse a uWSGI wheel built before libpcre2-dev was installed
 # (such a build silently lacks internal routing).
-"$venv/bin/python" -m pip install -q --no-cache-dir -e '.[test,bench]'
+"$venv/bin/python" -m pip install -q --no-cache-dir -e '.[test,bench,docs]'
 # A second uWSGI of the same version built without internal routing, for the test of
 # edge=True on such a build (tests/test_edge.py). Built once, ~30 s.
 if [ ! -x "$venv/uwsgi-no-routing/bin/uwsgi" ]; then

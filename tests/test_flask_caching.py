@@ -2,7 +2,7 @@
 
 Written from Flask-Caching's documentation (configuration, ``cached``, ``memoize``,
 ``delete_memoized``, the ``cache`` template tag); each test fails on the behaviour that
-broke real apps before. The deliberate differences (README: "Moving from Flask-Caching")
+broke real apps before. The deliberate differences (docs/moving-from-flask-caching.rst)
 have their tests at the end, each with the setting that restores Flask-Caching's way.
 """
 

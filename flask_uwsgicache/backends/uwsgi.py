@@ -184,7 +184,7 @@ class UWSGIBackend(Cache2Store):
         self._last_sweep = -math.inf
         if uwsgi.numproc > 1 and uwsgi.opt.get("lock-engine") != b"ipcsem":
             # The default pthread rwlock is not robust (docs/uwsgi-cache2-facts.rst §7):
-            # measured in README "Deploying" with the trade-off.
+            # measured in docs/operations.rst, "Deploying", with the trade-off.
             logger.warning(
                 "flask-uwsgicache: cache %r runs with uWSGI's default lock engine and %d "
                 "processes: a worker killed while holding the cache's write lock "

@@ -171,7 +171,7 @@ def create_app(cached: bool, shape: str) -> Flask:
 
     # 3. query_string on and off. /search echoes the parameters sorted by name with
     # each name's values in their order: the order the default key already keeps
-    # (the README: ?a=1&b=2 is ?b=2&a=1, by design).
+    # (docs/views.rst: ?a=1&b=2 is ?b=2&a=1, by design).
     @app.route("/search")
     @cache(query_string=True)
     def search() -> ResponseReturnValue:
