@@ -7,6 +7,7 @@ its cache methods act on the current app's cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Mapping
@@ -89,8 +90,9 @@ def _on_current_app(
     def on_current_app(self: UWSGICache, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return method(self.cache, *args, **kwargs)
 
-    on_current_app.__name__ = on_current_app.__qualname__ = method.__name__
-    on_current_app.__doc__ = method.__doc__
+    # The method's name, docstring and signature, for help() and the API docs.
+    functools.update_wrapper(on_current_app, method)
+    on_current_app.__qualname__ = f"UWSGICache.{method.__name__}"
     return on_current_app
 
 
