@@ -19,6 +19,7 @@ from .cache import KeyValueCache
 from .edge import Edge
 from .envelope import Envelope
 from .errors import BackendUnavailableError, CacheError
+from .logs import RateLimitedLog
 from .viewcounts import CLEARED, ViewCounts
 
 
@@ -31,11 +32,23 @@ class BoundCache(KeyValueCache):
         backend: Backend,
         envelope: Envelope,
         *,
+        key_prefix: str = "",
+        default_timeout: float = 300,
+        raise_errors: bool = False,
+        log: RateLimitedLog | None = None,
+        responses_backend: Backend | None = None,
         edge: Edge | None = None,
-        **settings: Any,
     ) -> None:
-        """``settings`` are :class:`~flask_uwsgicache.cache.KeyValueCache`'s."""
-        super().__init__(backend, envelope, **settings)
+        # The settings written out, not **settings: type checkers and help() show them.
+        super().__init__(
+            backend,
+            envelope,
+            key_prefix=key_prefix,
+            default_timeout=default_timeout,
+            raise_errors=raise_errors,
+            log=log,
+            responses_backend=responses_backend,
+        )
         #: Where ``cached(edge=True)`` views put responses for uWSGI to serve.
         self.edge = edge or Edge({}, "no edge is configured", self.log)
         #: Names of cookies that change no answer of the app (the session's, whose

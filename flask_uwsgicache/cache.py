@@ -188,7 +188,7 @@ class KeyValueCache:
     def _expired(self, entry: bytes) -> bool:
         """True if ``entry``'s expiry field has passed (for a backend's sweep)."""
         expires_at = expiry_of(entry)  # 0.0: never
-        return expires_at is not None and 0 < expires_at <= self.clock()
+        return expires_at is not None and expires_at != 0 and expires_at <= self.clock()
 
     def _write(
         self,

@@ -169,7 +169,6 @@ def validate(settings: Mapping[str, Any]) -> None:
         )
 
 
-#: Flask-Caching settings read as they are for their ``UWSGICACHE_*`` counterpart.
 def shared_cookies(config: Mapping[str, Any]) -> frozenset[str]:
     """``UWSGICACHE_SHARED_COOKIES`` and the session cookie's name."""
     names = config.get("UWSGICACHE_SHARED_COOKIES", ())
@@ -207,6 +206,7 @@ def signing(config: Mapping[str, Any], shared: bool, backend: str) -> bool:
     return bool(secret_key) if sign is None else sign
 
 
+#: Flask-Caching settings read as they are for their ``UWSGICACHE_*`` counterpart.
 ALIASES = {
     "CACHE_DEFAULT_TIMEOUT": "UWSGICACHE_DEFAULT_TIMEOUT",
     "CACHE_KEY_PREFIX": "UWSGICACHE_KEY_PREFIX",

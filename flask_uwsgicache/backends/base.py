@@ -168,8 +168,9 @@ class Backend(abc.ABC):
         }
 
     def too_large_hint(self) -> str:
-        """What bounds the size of an entry here, and how to raise it."""
-        return "Store smaller values."
+        """The end of the message for an entry too large: what bounds the size of an
+        entry here, and how to raise it."""
+        return ". Store smaller values."
 
     def check_size(self, key: bytes, entry: bytes) -> None:
         """Raise ``ValueTooLargeError`` if ``entry`` can never fit this store."""
@@ -177,7 +178,7 @@ class Backend(abc.ABC):
             raise ValueTooLargeError(
                 f"the entry for key {key[:80]!r} (value and header) is {len(entry)} "
                 f"bytes, more than the {self.max_value_size} bytes cache "
-                f"{self.cache_name!r} can hold. {self.too_large_hint()}"
+                f"{self.cache_name!r} can hold{self.too_large_hint()}"
             )
 
 

@@ -45,7 +45,7 @@ class Cache2Store(Backend):
             else f"blocksize={options.blocksize} (without bitmap one value must fit one "
             f"block)"
         )
-        return f"({where}). Store smaller values or raise blocksize in the cache2 line."
+        return f" ({where}). Store smaller values or raise blocksize in the cache2 line."
 
     def full_message(self, key: bytes, entry: bytes) -> str:
         """The message for a refused write to this store when it is full."""

@@ -267,4 +267,4 @@ class RedisBackend(Backend):
         }
 
     def too_large_hint(self) -> str:
-        return "Redis strings hold at most 512 MiB (proto-max-bulk-len)."
+        return ". Redis strings hold at most 512 MiB (proto-max-bulk-len)."

@@ -181,6 +181,7 @@ class UWSGIBackend(Cache2Store):
             )
             options = cache2.parse(f"name={cache_name},items=2")
         self.use_options(options)
+        self.cache_name = cache_name  # as given: every uWSGI call names it
         self._last_sweep = -math.inf
         if uwsgi.numproc > 1 and uwsgi.opt.get("lock-engine") != b"ipcsem":
             # The default pthread rwlock is not robust (docs/uwsgi-cache2-facts.rst §7):
