@@ -11,9 +11,8 @@ plus a log line.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from . import counters, flight, timeouts
 from .backends.base import Backend
@@ -30,24 +29,16 @@ from .errors import (
     InvalidKeyError,
 )
 from .keys import (
-    HASHED_TAIL,
-    INTERNAL,
     MEMOIZED,
-    RECOMPUTABLE,
     RESPONSES,
     RESULTS,
     USER,
-    fenced,
 )
-from .keys import storage_key as encode_key
+from .keyspaces import KeySpaces
 from .logs import RateLimitedLog
 
-_Cache = TypeVar("_Cache", bound="KeyValueCache")
-# A space marker (2), a hashed view-key stem (13) and "?" (see views' keys).
-_MIN_HEAD = 16
 
-
-class KeyValueCache:
+class KeyValueCache(KeySpaces):
     """The cache API (see the module docstring for the shared semantics)."""
 
     def __init__(
@@ -61,95 +52,21 @@ class KeyValueCache:
         log: RateLimitedLog | None = None,
         responses_backend: Backend | None = None,
     ) -> None:
-        self.backend = backend
-        #: Where what can be computed again goes when not in ``backend``: responses of
-        #: cached views, results of cached functions, memoized results and versions,
-        #: and their freshness marks (``UWSGICACHE_RESPONSES_NAME``: a cache of their
-        #: own, which may evict; :data:`keys.RECOMPUTABLE`).
-        self.responses_backend = responses_backend
+        super().__init__(backend, key_prefix, responses_backend)
         self.envelope = envelope
-        self.key_prefix = key_prefix
         self.default_timeout = default_timeout
         self.raise_errors = raise_errors
         self.log = log or RateLimitedLog()
-        #: The bytes every storage key of this object starts with: the app's prefix and
-        #: the key space (:mod:`flask_uwsgicache.keys`); ``space()`` gives the others.
-        self._prefix_bytes = fenced(key_prefix)
-        self._max_key = self._key_room(backend)
-        if responses_backend is not None:
-            self._key_room(responses_backend)
-        self.space_tag = USER
-        self._spaces: dict[bytes, Any] = {USER: self}
-        self._read, self._read_name = backend.reader()
         self._decode = envelope.decode
         #: The settings this cache was built from (:func:`flask_uwsgicache.config.resolve`).
         self.settings: dict[str, Any] = {}
-
-    def _key_room(self, backend: Backend) -> int:
-        """The longest key ``backend`` takes; ``ValueError`` if the prefix leaves too
-        little of it."""
-        room = min(backend.max_key_size, 65535)
-        # Room for a space marker, a view key's shortest stem and "?" in the readable
-        # head of a hashed key: delete_edge finds a path's entries by that head.
-        if len(self._prefix_bytes) + _MIN_HEAD + HASHED_TAIL > room:
-            raise ValueError(
-                f"UWSGICACHE_KEY_PREFIX takes {len(self._prefix_bytes)} bytes of every key "
-                f"(its UTF-8 and an end marker); with a hashed key it must leave "
-                f"{_MIN_HEAD + HASHED_TAIL} bytes of the cache's "
-                f"keysize={backend.max_key_size}. Use a shorter prefix or raise keysize "
-                f"in the cache2 line."
-            )
-        return room
 
     @property
     def clock(self) -> Callable[[], float]:
         """The time source of entry expiry (``time.time``; tests replace it)."""
         return self.envelope.clock
 
-    def space(self: _Cache, tag: bytes) -> _Cache:
-        """This cache seen through key space ``tag`` (``keys.RESPONSES``, ``RESULTS``,
-        ``MEMOIZED`` or ``INTERNAL``): the same store, limits and state, with keys that
-        no other space can reach."""
-        found: _Cache | None = self._spaces.get(tag)
-        if found is None:
-            found = copy.copy(self._spaces[USER])
-            found.space_tag = tag
-            found._prefix_bytes = self._spaces[USER]._prefix_bytes + tag
-            if tag[:2] in RECOMPUTABLE and self.responses_backend is not None:
-                found.backend = self.responses_backend
-                found._read, found._read_name = found.backend.reader()
-                found._max_key = self._key_room(found.backend)
-            self._spaces[tag] = found
-        return found
-
-    @property
-    def responses(self: _Cache) -> _Cache:
-        """The key space of whole responses of cached views."""
-        return self.space(RESPONSES)
-
-    @property
-    def internal(self: _Cache) -> _Cache:
-        """The key space of the package's own entries (leases, versions, statistics)."""
-        return self.space(INTERNAL)
-
-    @property
-    def stem_budget(self) -> int:
-        """How long the start of a key may be and still stay readable when the key is
-        hashed (see :func:`flask_uwsgicache.keys.hashed`)."""
-        return self._max_key - HASHED_TAIL - len(self._prefix_bytes) - 1
-
     # -- keys and expiry ------------------------------------------------------------
-
-    def storage_key(self, key: str) -> bytes:
-        """The backend key for ``key``: prefix + UTF-8, hashed when too long (see
-        :mod:`flask_uwsgicache.keys`); ``InvalidKeyError`` for an empty or odd key."""
-        return encode_key(self._prefix_bytes, key, self._max_key)
-
-    def own_keys(self, start: bytes = b"") -> list[bytes]:
-        """Storage keys under this app's prefix and space (of the users' space: every
-        space), followed by ``start``; expired ones included."""
-        prefix = self._prefix_bytes + start
-        return [key for key in self.backend.keys() if key.startswith(prefix)]
 
     def _lookup_key(self, key: str) -> bytes | None:
         """``storage_key`` for reads: a key that cannot exist is a miss, logged if odd."""

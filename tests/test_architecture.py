@@ -27,7 +27,7 @@ LAYERS: dict[str, set[str]] = {
     },
     "backends": {"backends", "backends.base", "backends.memory", "backends.null"}
     | {"backends.cache2store", "backends.redis", "backends.uwsgi"},
-    "key-value": {"counters", "cache", "flight"},
+    "key-value": {"keyspaces", "counters", "cache", "flight"},
     "views": {
         "contexts",
         "callables",

@@ -88,7 +88,8 @@ class Backend(abc.ABC):
 
         Returns False if an entry ``replaceable`` keeps is there. Raises like
         :meth:`set`. A store that keeps expired entries until it sweeps (uWSGI without
-        a master keeps them for ever) needs the check: its own insert fails on them.
+        a master keeps them for ever, and cache_set fails on them:
+        docs/uwsgi-cache2-facts.rst §2, §5) needs the check.
         """
         if self.insert(key, entry, ttl):
             return True
