@@ -10,7 +10,6 @@ path may answer, which requests may share responses) and the parts of ``clear()`
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,7 +19,7 @@ from .edge import Edge
 from .envelope import Envelope
 from .errors import BackendUnavailableError, CacheError
 from .logs import RateLimitedLog
-from .viewcounts import CLEARED, ViewCounts
+from .viewcounts import ViewCounts
 
 
 class BoundCache(KeyValueCache):
@@ -62,7 +61,7 @@ class BoundCache(KeyValueCache):
         #: ``UWSGICACHE_HASH_METHOD``), read once rather than from the settings per call.
         self.source_check = False
         self.hash_method: Callable[..., Any] = hashlib.md5
-        self.view_counts = ViewCounts()
+        self.view_counts = ViewCounts(f"{backend.cache_name}\0{key_prefix}")
         #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
         self.fast_prefixes: dict[tuple[str, bool], None] = {}
 
@@ -79,7 +78,7 @@ class BoundCache(KeyValueCache):
         self.edge.clear()
         if not super().clear():
             return False
-        self.internal.set(CLEARED, secrets.token_hex(8), timeout=0)
+        self.view_counts.reset()
         return True
 
     def delete_edge(self, path: str, stems: Iterable[str] = ()) -> bool:
@@ -111,7 +110,7 @@ class BoundCache(KeyValueCache):
         if found["entries"] is None:
             return {**found, "views": {}}
         try:
-            found["views"] = self.view_counts.totals(self)
+            found["views"] = self.view_counts.totals()
         except BackendUnavailableError as error:
             return {**found, "entries": None, "views": {}, "unavailable": str(error)}
         return found

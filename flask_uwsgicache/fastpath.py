@@ -155,7 +155,7 @@ class FastPath:
                 continue
             status = f"{stored.status} {HTTP_STATUS_CODES.get(stored.status, 'UNKNOWN')}"
             start_response(status, stored.headers)
-            cache.view_counts.record(cache, stored.name, HIT)
+            cache.view_counts.record(stored.name, HIT)
             return [stored.body]
         return None
 

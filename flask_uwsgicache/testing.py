@@ -71,7 +71,7 @@ class CacheTester:
     def counts(self, view: Callable[..., Any] | str) -> dict[str, int]:
         """``{"hits", "misses", "refused"}`` of a cached view or memoized function."""
         name = view if isinstance(view, str) else function_name(view)
-        return self.cache.view_counts.totals(self.cache).get(
+        return self.cache.view_counts.totals().get(
             name, {"hits": 0, "misses": 0, "refused": 0}
         )
 

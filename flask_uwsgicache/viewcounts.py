@@ -1,107 +1,267 @@
-"""Hits, misses and refused writes per cached view or memoized function, for all workers.
+"""Hits, misses and refused writes per cached view or memoized function.
 
-Each process counts in memory and writes, after every event, all its counts to its own
-slot in the shared cache: one key per worker, as raw bytes (no pickle), one record per
-view: three ``int64``, the name's length and the name. Only the record that changed is
-re-encoded. ``stats()`` adds the slots up. The slot is named after the uWSGI worker id
-(the pid elsewhere), and a respawned worker continues its slot's counts, so totals
-survive ``max-requests`` recycling. Only its own process writes a slot: no lock needed.
-A slot takes one item of the cache per worker. ``clear()`` removes the slots and
-leaves a new token under ``CLEARED``; a process that sees a token other than the one it
-started from starts again from zero, so old totals do not come back after a clear (and
-a read that fails, Redis down, resets nothing).
+Counting never touches the cache: a hit stays one read of the store (one round trip on
+Redis) and no item of the user's cache holds counts.
+
+Under uWSGI the counts live in a table in memory shared by the workers of the instance
+(``MAP_SHARED``, made before the workers are forked, or a file in the temporary
+directory named after the master's pid when the app is loaded in each worker, as with
+``lazy-apps``). Each worker owns one segment of it and is its only writer, so counting
+needs no lock between processes and costs an 8-byte write; ``stats()`` adds the segments
+up, so every worker's counts are seen at once. A respawned worker continues its
+segment: totals survive ``max-requests`` recycling. ``clear()`` raises the table's
+generation; a segment of an older generation is not counted, and its worker starts it
+again from zero at its next event, so old totals do not come back. Processes other than
+workers (mules, spoolers), and apps outside uWSGI, count in their own memory.
+
+Layout: a 64-byte header (``b"uCVC"``, the generation at offset 8), then one segment per
+worker id (1 .. ``uwsgi.numproc``): a 64-byte header (its generation) and
+:data:`RECORDS` records of 128 bytes: the name's length, the name (up to 102 bytes; a
+longer one is cut and given a digest so names stay apart), three ``int64``. A record's
+name is written before its length, so a reader never sees half a name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import mmap
 import os
 import struct
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import tempfile
+import threading
+from pathlib import Path
+from typing import Final
 
-from .envelope import EntryRejected
+logger = logging.getLogger("flask_uwsgicache")
 
-if TYPE_CHECKING:
-    from .cache import KeyValueCache
-
-SLOT_PREFIX = "viewstats:"
-#: Under this internal key, ``clear()`` leaves a new token each time.
-CLEARED = "viewstats-cleared"
 FIELDS = ("hits", "misses", "refused")
 HIT, MISS, REFUSED = range(3)
-_RECORD = struct.Struct("<3qH")
+MAGIC: Final = b"uCVC"
+HEADER: Final = 64
+RECORD: Final = 128
+NAME_SIZE: Final = 102
+RECORDS: Final = 256
+SEGMENT: Final = HEADER + RECORDS * RECORD
+_GENERATION: Final = struct.Struct("<q")
+_LENGTH: Final = struct.Struct("<H")
+_COUNTS: Final = struct.Struct("<3q")
+_COUNTS_AT: Final = 2 + NAME_SIZE  # 104: the counts are 8-byte aligned
+OVERFLOW: Final = "(more views than the counts table holds)"
+
+# Bumped in every forked child: a ViewCounts made before a fork sees it and finds its
+# segment again (the child is another worker) without a getpid() call per event.
+_forks = 0
 
 
-def _worker_name() -> str:
+def _after_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _stored_name(name: str) -> bytes:
+    encoded = name.encode("utf-8", "replace")
+    if len(encoded) <= NAME_SIZE:
+        return encoded
+    digest = hashlib.blake2b(encoded, digest_size=6).hexdigest().encode()
+    cut = encoded[: NAME_SIZE - len(digest) - 1].decode("utf-8", "ignore").encode()
+    return cut + b"~" + digest
+
+
+def _uwsgi_workers() -> int:
+    """The number of worker segments: ``uwsgi.numproc`` under uWSGI, else 0."""
     try:
         import uwsgi
-
-        worker = uwsgi.worker_id()
-        if worker > 0:
-            return f"worker{worker}"
     except ImportError:
-        pass
-    return f"pid{os.getpid()}"
+        return 0
+    return int(uwsgi.numproc)
 
 
-def _records(slot: object) -> Iterator[tuple[str, list[int]]]:
-    """``(name, counts)`` of each record in a slot; nothing if it is not a slot."""
-    if not isinstance(slot, bytes):
-        return
-    offset = 0
-    while offset + _RECORD.size <= len(slot):
-        hits, misses, refused, length = _RECORD.unpack_from(slot, offset)
-        offset += _RECORD.size
-        name = slot[offset : offset + length].decode(errors="replace")
-        offset += length
-        yield name, [hits, misses, refused]
+def _worker_id() -> int:
+    """This process's worker id under uWSGI (1 ..), 0 elsewhere (master, mule, no uWSGI)."""
+    try:
+        import uwsgi
+    except ImportError:
+        return 0
+    return int(uwsgi.worker_id())
+
+
+def _map_table(identity: str, workers: int) -> mmap.mmap | None:
+    """The shared table: anonymous when made before the fork, else a file named after
+    the master; None when the workers cannot meet (each counts for itself)."""
+    size = HEADER + workers * SEGMENT
+    import uwsgi
+
+    if uwsgi.worker_id() == 0:  # the master (or the first process) before the fork
+        table = mmap.mmap(-1, size)
+        table[:4] = MAGIC
+        return table
+    # Made in a worker (lazy-apps): the workers meet in a file named after the master.
+    owner = uwsgi.masterpid()
+    if not owner:
+        logger.warning(
+            "flask-uwsgicache: the app was loaded in each worker without a master "
+            "(lazy-apps, no master = true): per-view counts are each worker's own."
+        )
+        return None
+    digest = hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
+    path = Path(tempfile.gettempdir()) / f"flask-uwsgicache-{owner}-{digest}.counts"
+    _remove_stale(path.parent, owner)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(descriptor).st_size < size:
+            os.ftruncate(descriptor, size)  # zeros; the same size from every worker
+        table = mmap.mmap(descriptor, size)
+    finally:
+        os.close(descriptor)
+    table[:4] = MAGIC
+    return table
+
+
+def _remove_stale(directory: Path, running: int) -> None:
+    """Remove the count files of uWSGI instances that are gone."""
+    for path in directory.glob("flask-uwsgicache-*.counts"):
+        try:
+            owner = int(path.name.split("-")[2])
+            if owner != running:
+                os.kill(owner, 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except (ValueError, IndexError, OSError):
+            continue
 
 
 class ViewCounts:
-    """The counts of one app's cache in this process."""
+    """The counts of one app's cached views and memoized functions."""
 
-    def __init__(self) -> None:
-        self._pid = -1
-        self._slot = ""
-        self._cleared: object = None
-        self._counts: dict[str, list[int]] = {}
-        self._encoded: dict[str, bytes] = {}
+    def __init__(self, identity: str = "") -> None:
+        #: What tells this app's table from others' in one uWSGI instance.
+        self.identity = identity
+        self._lock = threading.Lock()
+        self._workers = _uwsgi_workers()
+        self._table = _map_table(identity, self._workers) if self._workers > 1 else None
+        self._local: dict[str, list[int]] = {}
+        self._forks = -1
+        self._segment = -1  # this process's segment's offset; -1: none (count locally)
+        self._generation = 0
+        #: name -> (record offset, counts); also by stored name (see _stored_name).
+        self._index: dict[str, tuple[int, list[int]]] = {}
 
-    def record(self, cache: KeyValueCache, name: str, field: int) -> None:
+    def record(self, name: str, field: int) -> None:
         """Count one event (``HIT``, ``MISS`` or ``REFUSED``) for ``name``."""
-        if self._pid != os.getpid():  # first event in this process, or after a fork
-            self._pid, self._slot = os.getpid(), SLOT_PREFIX + _worker_name()
-            # Continue what an earlier process with this worker id counted.
-            self._cleared = cache.internal.get(CLEARED)
-            self._counts = dict(_records(cache.internal.get(self._slot)))
-            self._encoded = {key: self._encode(key) for key in self._counts}
-        else:
-            cleared = cache.internal.get(CLEARED)
-            if cleared is not None and cleared != self._cleared:  # cleared since
-                self._cleared = cleared
-                self._counts, self._encoded = {}, {}
-        counts = self._counts.setdefault(name, [0, 0, 0])
-        counts[field] += 1
-        self._encoded[name] = self._encode(name)
-        cache.internal.set(self._slot, b"".join(self._encoded.values()), timeout=0)
+        with self._lock:
+            if self._forks != _forks:
+                self._find_segment()
+            table = self._table
+            if table is None or self._segment < 0:
+                self._local.setdefault(name, [0, 0, 0])[field] += 1
+                return
+            if _GENERATION.unpack_from(table, 8)[0] != self._generation:
+                self._restart()
+            found = self._index.get(name)
+            if found is None:
+                found = self._add(name)
+            offset, counts = found
+            counts[field] += 1
+            _GENERATION.pack_into(table, offset + _COUNTS_AT + 8 * field, counts[field])
 
-    def _encode(self, name: str) -> bytes:
-        encoded = name.encode()[:65535]
-        return _RECORD.pack(*self._counts[name], len(encoded)) + encoded
+    def _find_segment(self) -> None:
+        """Take this process's segment (a worker's), continuing what it holds."""
+        self._forks = _forks
+        worker = _worker_id()
+        self._local, self._index = {}, {}
+        if self._table is None or not 0 < worker <= self._workers:
+            self._segment = -1
+            return
+        self._segment = HEADER + (worker - 1) * SEGMENT
+        self._generation = _GENERATION.unpack_from(self._table, self._segment)[0]
+        if _GENERATION.unpack_from(self._table, 8)[0] != self._generation:
+            self._restart()
+            return
+        for name, offset, counts in self._records(self._segment):
+            self._index[name] = (offset, counts)
 
-    def totals(self, cache: KeyValueCache) -> dict[str, dict[str, int]]:
-        """``{name: {"hits": n, "misses": n, "refused": n}}`` summed over every slot."""
+    def _restart(self) -> None:
+        """Empty this worker's segment for the table's generation (after a clear)."""
+        assert self._table is not None
+        start = self._segment + HEADER
+        self._table[start : start + RECORDS * RECORD] = bytes(RECORDS * RECORD)
+        self._generation = _GENERATION.unpack_from(self._table, 8)[0]
+        _GENERATION.pack_into(self._table, self._segment, self._generation)
+        self._index = {}
+
+    def _add(self, name: str) -> tuple[int, list[int]]:
+        """The record of ``name`` in this worker's segment, made if it is not there."""
+        assert self._table is not None
+        stored = _stored_name(name)
+        found = self._index.get(stored.decode(errors="replace"))
+        if found is None:
+            used = len({offset for offset, _counts in self._index.values()})
+            if used == RECORDS - 1 and stored != OVERFLOW.encode():
+                logger.warning(
+                    "flask-uwsgicache: more than %d cached views and memoized "
+                    "functions; the counts of the others are added up under %r.",
+                    RECORDS - 1,
+                    OVERFLOW,
+                )
+            if used >= RECORDS - 1 and stored != OVERFLOW.encode():
+                found = self._add(OVERFLOW)
+            else:
+                offset = self._segment + HEADER + used * RECORD
+                self._table[offset + 2 : offset + 2 + len(stored)] = stored
+                # The length last: a reader sees the record whole or not at all.
+                _LENGTH.pack_into(self._table, offset, len(stored))
+                found = (offset, [0, 0, 0])
+                self._index[stored.decode(errors="replace")] = found
+        self._index[name] = found
+        return found
+
+    def _records(self, segment: int) -> list[tuple[str, int, list[int]]]:
+        """``(name, offset, counts)`` of each record of the segment at ``segment``."""
+        assert self._table is not None
+        found = []
+        for offset in range(segment + HEADER, segment + SEGMENT, RECORD):
+            (length,) = _LENGTH.unpack_from(self._table, offset)
+            if not 0 < length <= NAME_SIZE:
+                break
+            name = self._table[offset + 2 : offset + 2 + length].decode(errors="replace")
+            counts = list(_COUNTS.unpack_from(self._table, offset + _COUNTS_AT))
+            found.append((name, offset, counts))
+        return found
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """``{name: {"hits": n, "misses": n, "refused": n}}`` of every worker (under
+        uWSGI) and of this process."""
         totals: dict[str, list[int]] = {}
-        for storage_key in cache.internal.own_keys(SLOT_PREFIX.encode()):
-            entry = cache.backend.get(storage_key)
-            try:
-                slot = cache.envelope.decode(storage_key, entry) if entry else None
-            except EntryRejected:
-                continue
-            for name, counts in _records(slot):
-                total = totals.setdefault(name, [0, 0, 0])
-                for index, count in enumerate(counts):
-                    total[index] += count
+        with self._lock:
+            if self._forks != _forks:
+                self._find_segment()
+            sources = list(self._local.items())
+            table = self._table
+            if table is not None:
+                generation = _GENERATION.unpack_from(table, 8)[0]
+                for worker in range(self._workers):
+                    segment = HEADER + worker * SEGMENT
+                    if _GENERATION.unpack_from(table, segment)[0] != generation:
+                        continue  # not started again since the last clear: old counts
+                    sources += [
+                        (name, counts) for name, _, counts in self._records(segment)
+                    ]
+        for name, counts in sources:
+            total = totals.setdefault(name, [0, 0, 0])
+            for index, count in enumerate(counts):
+                total[index] += count
         return {
             name: dict(zip(FIELDS, counts, strict=True)) for name, counts in totals.items()
         }
+
+    def reset(self) -> None:
+        """Start every worker's counts again from zero (``clear()``)."""
+        with self._lock:
+            self._local = {}
+            if self._table is not None:
+                generation = _GENERATION.unpack_from(self._table, 8)[0] + 1
+                _GENERATION.pack_into(self._table, 8, generation)

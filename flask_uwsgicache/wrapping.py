@@ -180,9 +180,9 @@ def guarded(
 def _deliver(name: str, call: Call, outcome: flight.Outcome) -> Any:
     try:
         stats = call.cache.view_counts
-        stats.record(call.cache, name, HIT if outcome.hit else MISS)
+        stats.record(name, HIT if outcome.hit else MISS)
         if outcome.refused:
-            stats.record(call.cache, name, REFUSED)
+            stats.record(name, REFUSED)
     except Exception as error:
         fault(call.cache, error)
     value = outcome.value

@@ -85,8 +85,13 @@ def test_entries_survive_worker_recycling(start_uwsgi: Start) -> None:
     assert len(pids) >= 8  # 4 workers, each recycled at least once on average
 
 
-def test_the_cached_slow_view_runs_once_for_many_requests(start_uwsgi: Start) -> None:
-    server = start_uwsgi(deploy_args(), LOCAL)
+@pytest.mark.parametrize("loading", [[], ["--lazy-apps"]], ids=["preforked", "lazy-apps"])
+def test_the_cached_slow_view_runs_once_for_many_requests(
+    start_uwsgi: Start, loading: list[str]
+) -> None:
+    # Each worker counts in its segment of a table the workers share: made by the master
+    # before the fork, or, with lazy-apps, in a file the workers open.
+    server = start_uwsgi(deploy_args(*loading), LOCAL)
     bodies: list[dict[str, Any]] = []
 
     def fetch_slow() -> None:
@@ -106,6 +111,23 @@ def test_the_cached_slow_view_runs_once_for_many_requests(start_uwsgi: Start) ->
     views = server.json("/stats")["stats"]["views"]
     (slow,) = [counts for name, counts in views.items() if name.endswith("slow")]
     assert slow == {"hits": 7, "misses": 1, "refused": 0}
+
+
+def test_per_view_counts_survive_worker_recycling(start_uwsgi: Start) -> None:
+    args = deploy_args("--max-requests", "10", "--min-worker-lifetime", "1")
+    server = start_uwsgi(args, LOCAL)
+    pids: set[int] = set()
+    requests = 0
+    deadline = time.monotonic() + 20
+    while len(pids) < 8 and time.monotonic() < deadline:
+        server.json("/slow")
+        requests += 1
+        pids.add(server.json("/counter")["pid"])
+        time.sleep(0.02)
+    assert len(pids) >= 8  # workers were recycled
+    views = server.json("/stats")["stats"]["views"]
+    (slow,) = [counts for name, counts in views.items() if name.endswith("slow")]
+    assert slow == {"hits": requests - 1, "misses": 1, "refused": 0}
 
 
 def test_a_second_instance_leaves_the_running_ones_pidfile(

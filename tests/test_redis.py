@@ -373,3 +373,47 @@ def test_the_example_app_runs_on_redis_with_one_setting(
         thread.join(timeout=60)
     assert server.json("/counter")["visits"] == 8 * 50 + 1
     assert len(pids) >= 3
+
+
+def all_commands(server: redis.Redis) -> dict[str, int]:
+    """Calls per command on ``server``, leaving out the INFO that asks."""
+    return {
+        name.removeprefix("cmdstat_"): int(stats["calls"])
+        for name, stats in server.info("commandstats").items()
+        if name != "cmdstat_info"
+    }
+
+
+@pytest.mark.parametrize("hooked", [False, True], ids=["fast path", "through Flask"])
+def test_a_cached_view_hit_is_one_round_trip(
+    make_app: Callable[..., Flask],
+    redis_server: RedisServer,
+    client_of: redis.Redis,
+    hooked: bool,
+) -> None:
+    app = make_app(
+        UWSGICACHE_BACKEND="redis",
+        UWSGICACHE_REDIS_URL=redis_server.url,
+        UWSGICACHE_NAME="trips",
+    )
+    ext = UWSGICache(app)
+
+    @app.route("/page")
+    @ext.cached()
+    def page() -> str:
+        return "page"
+
+    if hooked:  # a hook: the fast path stands aside and the decorator serves hits
+        app.before_request(lambda: None)
+    with app.app_context():
+        ext.clear()
+    client = app.test_client()
+    assert client.get("/page").data == b"page"
+    before = all_commands(client_of)
+    for _ in range(5):
+        assert client.get("/page").data == b"page"
+    after = all_commands(client_of)
+    ran = {name: after[name] - before.get(name, 0) for name in after}
+    assert {name: calls for name, calls in ran.items() if calls} == {"get": 5}
+    name = f"{__name__}.{page.__qualname__}"
+    assert ext.stats()["views"][name] == {"hits": 5, "misses": 1, "refused": 0}

@@ -294,14 +294,39 @@ def test_hit_indication_and_per_view_statistics(
     assert ext.stats()["views"] == {}
     assert "hit_cache" not in client.get("/stats").headers
     assert ext.stats()["views"][name] == {"hits": 0, "misses": 1, "refused": 0}
-    # A read that fails (Redis down) is not a clear: the counts stay.
-    internal = app.extensions["uwsgicache"].internal
-    real_get = internal.get
-    internal.get = lambda key, default=None: None
-    client.get("/stats")
-    internal.get = real_get
-    client.get("/stats")
-    assert ext.stats()["views"][name] == {"hits": 2, "misses": 1, "refused": 0}
+
+
+def test_a_hit_writes_nothing_to_the_cache(
+    app: Flask, client: FlaskClient, ext: UWSGICache
+) -> None:
+    @app.route("/read-only")
+    @ext.cached()
+    def read_only() -> str:
+        return "r"
+
+    @ext.memoize()
+    def double(number: int) -> int:
+        return 2 * number
+
+    backend = app.extensions["uwsgicache"].backend
+    writes: list[bytes] = []
+    for method in ("set", "insert", "add", "delete", "incr"):
+        real = getattr(backend, method)
+
+        def spy(key: bytes, *args: Any, _real: Any = real) -> Any:
+            writes.append(key)
+            return _real(key, *args)
+
+        setattr(backend, method, spy)
+    assert client.get("/read-only").data == b"r" and double(2) == 4
+    assert writes  # the control: a miss stores the response and the result
+    writes.clear()
+    for _ in range(3):
+        assert client.get("/read-only").data == b"r" and double(2) == 4
+    assert writes == []
+    counts = ext.stats()["views"]
+    assert counts[f"{__name__}.{read_only.__qualname__}"]["hits"] == 3
+    assert counts[f"{__name__}.{double.__qualname__}"]["hits"] == 3
 
 
 def test_async_views_are_cached(app: Flask, client: FlaskClient, ext: UWSGICache) -> None:
