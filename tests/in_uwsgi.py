@@ -101,3 +101,31 @@ def test_a_memory_backend_under_uwsgi_warns_that_it_is_not_shared(
 ) -> None:
     UWSGICache(make_app(UWSGICACHE_BACKEND="memory"))
     assert "not shared" in caplog.text
+
+
+def test_a_sweep_of_a_full_cache_reads_a_window_not_every_value(
+    cache: BoundCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_uwsgicache.backends import uwsgi as uwsgi_backend
+
+    monkeypatch.setattr(uwsgi_backend, "SWEEP_READS", 3)
+    backend = cache.backend
+    assert isinstance(backend, UWSGIBackend)
+    if backend.options.purge_lru:
+        pytest.skip("with purge_lru uWSGI evicts instead of refusing: no sweep")
+    number = 0
+    while number < 5000 and cache.set(f"dead{number}", number, timeout=1):
+        number += 1
+    assert number >= 7  # the cache is full
+    time.sleep(1.2)  # all of ours are dead now (uWSGI keeps them: no master)
+    reads: list[bytes] = []
+    real_get = backend.get
+    monkeypatch.setattr(backend, "get", lambda key: reads.append(key) or real_get(key))
+    assert cache.set("fresh", 1) is True  # a sweep made room
+    assert 1 <= len(reads) <= 3  # ...reading 3 of the full cache's values
+    first = set(reads)
+    reads.clear()
+    time.sleep(1.05)  # the next sweep (at most one a second) reads the next window
+    while number < 10000 and cache.set(f"more{number}", number):
+        number += 1
+    assert 1 <= len(reads) <= 3 and not first & set(reads)

@@ -25,6 +25,10 @@ from .cache2store import Cache2Store
 logger = logging.getLogger("flask_uwsgicache")
 
 
+#: The most entries one sweep of a full cache reads (see UWSGIBackend.make_room).
+SWEEP_READS = 1000
+
+
 class _Cache(ctypes.Structure):
     """The head of uWSGI's ``struct uwsgi_cache`` (``uwsgi.h``), up to the fields read
     here: the same in 2.0.8 (commit 1aa6eeca, 2014) through 2.0.31 and master
@@ -183,6 +187,7 @@ class UWSGIBackend(Cache2Store):
         self.use_options(options)
         self.cache_name = cache_name  # as given: every uWSGI call names it
         self._last_sweep = -math.inf
+        self._sweep_from = 0
         if uwsgi.numproc > 1 and uwsgi.opt.get("lock-engine") != b"ipcsem":
             # The default pthread rwlock is not robust (docs/uwsgi-cache2-facts.rst §7):
             # measured in docs/operations.rst, "Deploying", with the trade-off.
@@ -275,18 +280,28 @@ class UWSGIBackend(Cache2Store):
         raise self._full(key, entry)
 
     def make_room(self, expired: Callable[[bytes], bool]) -> bool:
-        """Delete the entries ``expired`` says are dead; at most once a second.
+        """Delete the entries ``expired`` says are dead, reading at most
+        :data:`SWEEP_READS` of them, at most once a second.
 
         uWSGI frees expired slots only with a master and not with purge_lru or
         lazy_expire (docs/uwsgi-cache2-facts.rst §5), so a cache can be "full" of
-        entries that are all dead.
+        entries that are all dead. Each sweep reads the next window of keys (uWSGI
+        lists them in slot order), so a big cache is covered over several seconds and
+        no refused write pays for reading every value.
         """
         now = time.monotonic()
         if now - self._last_sweep < 1.0:
             return False
         self._last_sweep = now
+        keys = self.keys()
+        if not keys:
+            return False
+        start = self._sweep_from % len(keys)
+        window = keys[start : start + SWEEP_READS]
+        window += keys[: min(start, SWEEP_READS - len(window))]  # from the start again
+        self._sweep_from = start + len(window)
         freed = 0
-        for key in self.keys():
+        for key in window:
             entry = self.get(key)
             if entry is not None and expired(entry) and self.delete(key):
                 freed += 1
