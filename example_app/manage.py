@@ -43,7 +43,7 @@ INDEX = """<!doctype html>
       (<code>edge=True</code>): with deploy/uwsgi-edge.ini uWSGI answers them from its
       cache without calling Python; <code>POST /news/refresh</code> invalidates</li>
   <li><code>POST /clear</code>: empties the cache, the edge caches included</li>
-  <li><a href="/stats">/stats</a>: the cache's limits, entries, per-view hits, and how
+  <li><a href="/stats">/stats</a>: the cache's limits, items used, per-view hits, and how
       many requests reached Python</li>
 </ul>
 """

@@ -17,7 +17,7 @@ from .backends.base import Backend
 from .cache import KeyValueCache
 from .edge import Edge
 from .envelope import Envelope
-from .errors import BackendUnavailableError, CacheError
+from .errors import CacheError
 from .logs import RateLimitedLog
 from .viewcounts import ViewCounts
 
@@ -100,17 +100,8 @@ class BoundCache(KeyValueCache):
         """The cache's configuration and limits (no calls to the cache)."""
         return {**super().describe(), "edge": self.edge.describe()}
 
-    def stats(self) -> dict[str, Any]:
-        """:meth:`describe`, the number of entries under this prefix, per-view counts.
-
-        When the store cannot be read (Redis down), ``entries`` is None, ``views`` is
-        empty and ``unavailable`` says why.
-        """
-        found = super().stats()
-        if found["entries"] is None:
-            return {**found, "views": {}}
-        try:
-            found["views"] = self.view_counts.totals()
-        except BackendUnavailableError as error:
-            return {**found, "entries": None, "views": {}, "unavailable": str(error)}
-        return found
+    def stats(self, *, entries: bool = False) -> dict[str, Any]:
+        """What :meth:`KeyValueCache.stats` returns, and ``views``: the per-view counts
+        of every worker (:mod:`~flask_uwsgicache.viewcounts`), which need no call to the
+        store."""
+        return {**super().stats(entries=entries), "views": self.view_counts.totals()}

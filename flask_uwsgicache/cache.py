@@ -372,16 +372,30 @@ class KeyValueCache(KeySpaces):
             ),
         }
 
-    def stats(self) -> dict[str, Any]:
-        """:meth:`describe` and the number of entries under this prefix.
+    def stats(self, *, entries: bool = False) -> dict[str, Any]:
+        """:meth:`describe` and ``items_used``: how many items the whole store holds
+        (every prefix; None where the store cannot tell without listing its keys, as on
+        Redis), and ``responses_items_used`` for the responses' cache when it is
+        another one. Its cost does not grow with the store.
 
-        When the store cannot be read (Redis down), ``entries`` is None and
-        ``unavailable`` says why.
+        ``entries=True`` adds ``entries`` (and ``responses_entries``), the number under
+        this prefix, which lists every key of the store (O(items): for the command line
+        and tests, not for a request). When the store cannot be listed (Redis down),
+        they are None and ``unavailable`` says why.
         """
-        try:
-            counts: dict[str, Any] = {"entries": len(self.own_keys())}
-            if self.responses_backend is not None:
-                counts["responses_entries"] = len(self.responses.own_keys())
-        except BackendUnavailableError as error:
-            counts = {"entries": None, "unavailable": str(error)}
-        return {**self.describe(), **counts}
+        found: dict[str, Any] = {
+            **self.describe(),
+            "items_used": self.backend.item_count(),
+        }
+        if self.responses_backend is not None:
+            found["responses_items_used"] = self.responses_backend.item_count()
+        if entries:
+            try:
+                found["entries"] = len(self.own_keys())
+                if self.responses_backend is not None:
+                    found["responses_entries"] = len(self.responses.own_keys())
+            except BackendUnavailableError as error:
+                found.update(entries=None, unavailable=str(error))
+                if self.responses_backend is not None:
+                    found["responses_entries"] = None
+        return found

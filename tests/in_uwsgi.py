@@ -120,7 +120,12 @@ def test_a_sweep_of_a_full_cache_reads_a_window_not_every_value(
     time.sleep(1.2)  # all of ours are dead now (uWSGI keeps them: no master)
     reads: list[bytes] = []
     real_get = backend.get
-    monkeypatch.setattr(backend, "get", lambda key: reads.append(key) or real_get(key))
+
+    def get(key: bytes) -> bytes | None:
+        reads.append(key)
+        return real_get(key)
+
+    monkeypatch.setattr(backend, "get", get)
     assert cache.set("fresh", 1) is True  # a sweep made room
     assert 1 <= len(reads) <= 3  # ...reading 3 of the full cache's values
     first = set(reads)

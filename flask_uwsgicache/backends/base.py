@@ -151,6 +151,11 @@ class Backend(abc.ABC):
     def clear(self) -> None:
         """Remove every entry of the store."""
 
+    def item_count(self) -> int | None:
+        """How many items the whole store holds (expired ones the store has not dropped
+        yet included), when it can tell without walking its keys; None otherwise."""
+        return None
+
     @abc.abstractmethod
     def lock(self) -> AbstractContextManager[None]:
         """A lock shared by every process using this store, for read-modify-write.

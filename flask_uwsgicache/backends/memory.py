@@ -124,6 +124,9 @@ class MemoryBackend(Cache2Store):
             self._sweep(self.clock())
             return list(self._entries)
 
+    def item_count(self) -> int:
+        return len(self._entries)
+
     def clear(self) -> None:
         with self._mutex:
             self._entries.clear()

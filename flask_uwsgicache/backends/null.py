@@ -42,5 +42,8 @@ class NullBackend(Backend):
     def clear(self) -> None:
         """There is nothing to clear."""
 
+    def item_count(self) -> int:
+        return 0
+
     def lock(self) -> AbstractContextManager[None]:
         return contextlib.nullcontext()

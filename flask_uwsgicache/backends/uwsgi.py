@@ -81,10 +81,10 @@ class _Cache(ctypes.Structure):
     ]
 
 
-def running_options(name: str) -> cache2.Cache2Options | None:
-    """The options cache ``name`` runs with, read from uWSGI's own cache structure
-    (``uwsgi_cache_by_name``, exported by the uWSGI binary); None if that cannot be
-    done or what is read does not add up (another layout)."""
+def _structure(name: str) -> _Cache | None:
+    """uWSGI's structure of cache ``name`` (``uwsgi_cache_by_name``, exported by the
+    uWSGI binary; the structure is in memory shared by every process), if it can be
+    found and what is read adds up; None otherwise (another layout)."""
     try:
         by_name = ctypes.CDLL(None).uwsgi_cache_by_name
     except (AttributeError, OSError):
@@ -94,7 +94,7 @@ def running_options(name: str) -> cache2.Cache2Options | None:
     found = by_name(name.encode())
     if not found:
         return None
-    cache = found.contents
+    cache: _Cache = found.contents
     if (
         cache.name != name.encode()
         or cache.name_len != len(name.encode())
@@ -102,7 +102,17 @@ def running_options(name: str) -> cache2.Cache2Options | None:
         or not 0 < cache.blocksize
         or not 0 < cache.max_items <= cache.blocks
         or cache.use_blocks_bitmap not in (0, 1)
+        or cache.n_items > cache.max_items
     ):
+        return None
+    return cache
+
+
+def running_options(name: str) -> cache2.Cache2Options | None:
+    """The options cache ``name`` runs with, read from uWSGI's own cache structure;
+    None if that cannot be done."""
+    cache = _structure(name)
+    if cache is None:
         return None
     return cache2.Cache2Options(
         name=name,
@@ -187,6 +197,7 @@ class UWSGIBackend(Cache2Store):
         self.use_options(options)
         self.cache_name = cache_name  # as given: every uWSGI call names it
         self._last_sweep = -math.inf
+        self._structure = _structure(cache_name)
         self._sweep_from = 0
         if uwsgi.numproc > 1 and uwsgi.opt.get("lock-engine") != b"ipcsem":
             # The default pthread rwlock is not robust (docs/uwsgi-cache2-facts.rst §7):
@@ -318,6 +329,13 @@ class UWSGIBackend(Cache2Store):
 
     def clear(self) -> None:
         uwsgi.cache_clear(self.cache_name)
+
+    def item_count(self) -> int | None:
+        # uWSGI counts its items in the cache's structure, shared by every process;
+        # Python has no call that reads it (docs/uwsgi-cache2-facts.rst §9).
+        if self._structure is None:
+            return None
+        return int(self._structure.n_items)
 
     def lock(self) -> AbstractContextManager[None]:
         return _user_lock()

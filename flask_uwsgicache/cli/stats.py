@@ -4,8 +4,8 @@ uWSGI's stats server (``stats = 127.0.0.1:9191`` or a unix socket path in the in
 one JSON document and closes; with ``stats-http`` it answers HTTP instead. Its
 ``caches`` list has, per cache, ``items``, ``max_items``, ``hits``, ``miss`` and
 ``full`` (the number of writes refused because the cache was full). The per-view counts
-of ``cache.stats()`` live in the cache itself, which only the app's processes can read,
-so they come from a URL where the app serves ``cache.stats()`` as JSON, if it does.
+of ``cache.stats()`` live in memory only the app's processes share, so they come from a
+URL where the app serves ``cache.stats()`` as JSON, if it does.
 """
 
 from __future__ import annotations
