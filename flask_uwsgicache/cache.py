@@ -58,6 +58,7 @@ class KeyValueCache(KeySpaces):
         self.raise_errors = raise_errors
         self.log = log or RateLimitedLog()
         self._decode = envelope.decode
+        self._encode = envelope.encode
         #: The settings this cache was built from (:func:`flask_uwsgicache.config.resolve`).
         self.settings: dict[str, Any] = {}
 
@@ -195,9 +196,29 @@ class KeyValueCache(KeySpaces):
 
     def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
         """Store ``value`` under ``key``, replacing what is there. False if refused."""
+        # _prepare() and _write() inlined for plain keys that fit: this is the hot path.
         try:
-            storage_key, entry, ttl = self._prepare(key, value, timeout)
-            self._write(self.backend.set, storage_key, entry, ttl)
+            storage_key = self._prefix_bytes + key.encode()
+        except (AttributeError, UnicodeEncodeError):
+            storage_key = b""
+        try:
+            if not key or not storage_key or len(storage_key) > self._max_key:
+                storage_key = self.storage_key(key)
+            if timeout is None:
+                ttl = self.default_timeout
+            elif type(timeout) is int and 0 < timeout <= timeouts.MAX_TIMEOUT:
+                ttl = timeout
+            else:
+                ttl = timeouts.checked(timeout)
+            entry = self._encode(
+                storage_key, value, self.envelope.clock() + ttl if ttl else 0.0
+            )
+            try:
+                self.backend.set(storage_key, entry, ttl)
+            except CacheFullError:
+                if not self.backend.make_room(self._expired):
+                    raise
+                self.backend.set(storage_key, entry, ttl)
         except CacheError as error:
             return self._refused(error)
         return True

@@ -55,6 +55,7 @@ LEAD: Final = MAGIC + bytes([VERSION])
 TRAILER: Final = struct.Struct("<dB3s")
 TRAILER_SIZE: Final = TRAILER.size
 _unpack_trailer = TRAILER.unpack_from
+_pack_trailer = TRAILER.pack
 MAC_SIZE: Final = 16
 # What Redis INCRBY reads and writes: a signed 64-bit integer in decimal (a counter
 # entry's digits; signed ones are followed by ":" and a SHA-1 in hex).
@@ -132,6 +133,7 @@ class Envelope:
         bare_ints: bool = False,
     ) -> None:
         self.serializer = serializer
+        self._dumps = serializer.dumps
         self.bare_ints = bare_ints
         self.secret = secret
         self.clock = clock
@@ -185,7 +187,13 @@ class Envelope:
         """
         kind = type(value)
         payload: bytes
-        if kind is bytes:
+        if kind is dict or kind is list:  # the usual values first: no other test runs
+            tag = self.serializer.tag
+            try:
+                payload = self._dumps(value)
+            except Exception:
+                return self._seal(key, tag, self._serialized(value), expires_at)
+        elif kind is bytes:
             tag, payload = TAG_BYTES, value
         elif kind is str:
             tag, payload = TAG_STR, value.encode("utf-8", "surrogatepass")
@@ -194,16 +202,24 @@ class Envelope:
                 return self.counter_entry(key, b"%d" % value)
             tag, payload = TAG_INT, b"%d" % value
         else:
-            tag = self.serializer.tag
-            try:
-                payload = self.serializer.dumps(value)
-            except Exception as exc:
-                raise SerializationError(
-                    f"cannot store a {kind.__name__} with the {self.serializer.name} "
-                    f"serializer: {exc}. Store a supported value or change "
-                    f"UWSGICACHE_SERIALIZER."
-                ) from exc
-        return self._seal(key, tag, payload, expires_at)
+            tag, payload = self.serializer.tag, self._serialized(value)
+        # _seal() inlined: this is the hot write path.
+        if self._mac_base is None:
+            return b"".join((payload, _pack_trailer(expires_at, tag, LEAD)))
+        trailer = _pack_trailer(expires_at, tag | SIGNED, LEAD)
+        mac = self._mac_base.copy()
+        mac.update(b"".join((payload, trailer, key, len(key).to_bytes(4, "little"))))
+        return b"".join((payload, mac.digest(), trailer))
+
+    def _serialized(self, value: Any) -> bytes:
+        try:
+            return self._dumps(value)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot store a {type(value).__name__} with the "
+                f"{self.serializer.name} serializer: {exc}. Store a supported value or "
+                f"change UWSGICACHE_SERIALIZER."
+            ) from exc
 
     def counter_entry(self, key: bytes, digits: bytes) -> bytes:
         """The counter entry holding ``digits`` under ``key`` (see the module docstring)."""

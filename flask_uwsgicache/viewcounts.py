@@ -49,18 +49,6 @@ _COUNTS: Final = struct.Struct("<3q")
 _COUNTS_AT: Final = 2 + NAME_SIZE  # 104: the counts are 8-byte aligned
 OVERFLOW: Final = "(more views than the counts table holds)"
 
-# Bumped in every forked child: a ViewCounts made before a fork sees it and finds its
-# segment again (the child is another worker) without a getpid() call per event.
-_forks = 0
-
-
-def _after_fork() -> None:
-    global _forks
-    _forks += 1
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
 
 def _stored_name(name: str) -> bytes:
     encoded = name.encode("utf-8", "replace")
@@ -144,7 +132,7 @@ class ViewCounts:
         self._workers = _uwsgi_workers()
         self._table = _map_table(identity, self._workers) if self._workers > 1 else None
         self._local: dict[str, list[int]] = {}
-        self._forks = -1
+        self._pid = -1  # uWSGI forks in C: os.register_at_fork hooks do not run
         self._segment = -1  # this process's segment's offset; -1: none (count locally)
         self._generation = 0
         #: name -> (record offset, counts); also by stored name (see _stored_name).
@@ -153,7 +141,7 @@ class ViewCounts:
     def record(self, name: str, field: int) -> None:
         """Count one event (``HIT``, ``MISS`` or ``REFUSED``) for ``name``."""
         with self._lock:
-            if self._forks != _forks:
+            if self._pid != os.getpid():
                 self._find_segment()
             table = self._table
             if table is None or self._segment < 0:
@@ -170,7 +158,7 @@ class ViewCounts:
 
     def _find_segment(self) -> None:
         """Take this process's segment (a worker's), continuing what it holds."""
-        self._forks = _forks
+        self._pid = os.getpid()
         worker = _worker_id()
         self._local, self._index = {}, {}
         if self._table is None or not 0 < worker <= self._workers:
@@ -237,7 +225,7 @@ class ViewCounts:
         uWSGI) and of this process."""
         totals: dict[str, list[int]] = {}
         with self._lock:
-            if self._forks != _forks:
+            if self._pid != os.getpid():
                 self._find_segment()
             sources = list(self._local.items())
             table = self._table

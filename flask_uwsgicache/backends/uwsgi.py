@@ -197,6 +197,7 @@ class UWSGIBackend(Cache2Store):
         self.use_options(options)
         self.cache_name = cache_name  # as given: every uWSGI call names it
         self._last_sweep = -math.inf
+        self._no_expiry = self.options.purge_lru
         self._structure = _structure(cache_name)
         self._sweep_from = 0
         if uwsgi.numproc > 1 and uwsgi.opt.get("lock-engine") != b"ipcsem":
@@ -224,7 +225,7 @@ class UWSGIBackend(Cache2Store):
         # With purge_lru uWSGI stores expires as an absolute epoch (1970), and with
         # lazy_expire as well it deletes the item on first read
         # (docs/uwsgi-cache2-facts.rst §5).
-        if self.options.purge_lru or not ttl:
+        if self._no_expiry or not ttl:
             return 0
         # uWSGI's expiry has 1 s resolution: one second more so it never ends first.
         return math.ceil(ttl) + 1
@@ -247,6 +248,7 @@ class UWSGIBackend(Cache2Store):
         """
         now = time.monotonic()
         if now >= self._full_until and now >= self._updates_full_until:
+            self._full_until = self._updates_full_until = 0.0  # the hot path again
             return False
         exists = bool(uwsgi.cache_exists(key, self.cache_name))
         return now < (self._updates_full_until if exists else self._full_until)
@@ -259,6 +261,21 @@ class UWSGIBackend(Cache2Store):
         return CacheFullError(self.full_message(key, entry))
 
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
+        # The hot path first: while no write was refused a moment ago, an entry that
+        # fits goes straight to uWSGI (_expires() inlined); anything else takes the
+        # checks below, which also explain a refusal.
+        if (
+            not self._full_until
+            and not self._updates_full_until
+            and len(entry) <= self.max_value_size
+            and uwsgi.cache_update(
+                key,
+                entry,
+                0 if self._no_expiry or not ttl else math.ceil(ttl) + 1,
+                self.cache_name,
+            )
+        ):
+            return
         self.check_size(key, entry)
         if self._known_full(key):
             raise CacheFullError(self.full_message(key, entry))
