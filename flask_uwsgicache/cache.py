@@ -126,12 +126,12 @@ class KeyValueCache(KeySpaces):
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, or ``default`` on a miss (expired, corrupt, absent)."""
-        # storage_key() inlined for plain keys that fit: this is the hot path.
+        # storage_key()'s memo read inlined: this is the hot path.
         try:
-            storage_key = self._prefix_bytes + key.encode()
-        except (AttributeError, UnicodeEncodeError):
+            storage_key = self._known_keys.get(key)
+        except TypeError:  # unhashable: not a key
             storage_key = None
-        if not key or storage_key is None or len(storage_key) > self._max_key:
+        if storage_key is None:
             storage_key = self._lookup_key(key)
             if storage_key is None:
                 return default
@@ -196,13 +196,13 @@ class KeyValueCache(KeySpaces):
 
     def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
         """Store ``value`` under ``key``, replacing what is there. False if refused."""
-        # _prepare() and _write() inlined for plain keys that fit: this is the hot path.
+        # _prepare() and _write() inlined, with storage_key()'s memo: the hot path.
         try:
-            storage_key = self._prefix_bytes + key.encode()
-        except (AttributeError, UnicodeEncodeError):
-            storage_key = b""
+            storage_key = self._known_keys.get(key)
+        except TypeError:  # unhashable: not a key
+            storage_key = None
         try:
-            if not key or not storage_key or len(storage_key) > self._max_key:
+            if storage_key is None:
                 storage_key = self.storage_key(key)
             if timeout is None:
                 ttl = self.default_timeout

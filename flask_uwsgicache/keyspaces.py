@@ -21,6 +21,10 @@ _Spaces = TypeVar("_Spaces", bound="KeySpaces")
 _MIN_HEAD = 16
 
 
+#: How many storage keys a key space remembers (see ``KeySpaces._known_keys``).
+KNOWN_KEYS = 8192
+
+
 class KeySpaces:
     """The keys of one app's cache, in the users' space or, through :meth:`space`,
     another."""
@@ -44,6 +48,9 @@ class KeySpaces:
         self.space_tag = USER
         self._spaces: dict[bytes, Any] = {USER: self}
         self._read, self._read_name = backend.reader()
+        #: The storage keys of the str keys seen lately, so that the hot paths do not
+        #: encode (or hash) a key again on every call; emptied when full.
+        self._known_keys: dict[str, bytes] = {}
 
     def _key_room(self, backend: Backend) -> int:
         """The longest key ``backend`` takes; ``ValueError`` if the prefix leaves too
@@ -69,6 +76,7 @@ class KeySpaces:
         if found is None:
             found = copy.copy(self._spaces[USER])
             found.space_tag = tag
+            found._known_keys = {}
             found._prefix_bytes = self._spaces[USER]._prefix_bytes + tag
             if tag[:2] in RECOMPUTABLE and self.responses_backend is not None:
                 found.backend = self.responses_backend
@@ -96,7 +104,15 @@ class KeySpaces:
     def storage_key(self, key: str) -> bytes:
         """The backend key for ``key``: prefix + UTF-8, hashed when too long (see
         :mod:`flask_uwsgicache.keys`); ``InvalidKeyError`` for an empty or odd key."""
-        return encode_key(self._prefix_bytes, key, self._max_key)
+        if type(key) is not str:
+            return encode_key(self._prefix_bytes, key, self._max_key)
+        found = self._known_keys.get(key)
+        if found is None:
+            found = encode_key(self._prefix_bytes, key, self._max_key)
+            if len(self._known_keys) >= KNOWN_KEYS:
+                self._known_keys.clear()
+            self._known_keys[key] = found
+        return found
 
     def own_keys(self, start: bytes = b"") -> list[bytes]:
         """Storage keys under this app's prefix and space (of the users' space: every
