@@ -27,6 +27,7 @@ import hashlib
 import logging
 import mmap
 import os
+import stat
 import struct
 import tempfile
 import threading
@@ -90,23 +91,42 @@ def _map_table(identity: str, workers: int) -> mmap.mmap | None:
     # Made in a worker (lazy-apps): the workers meet in a file named after the master.
     owner = uwsgi.masterpid()
     if not owner:
-        logger.warning(
-            "flask-uwsgicache: the app was loaded in each worker without a master "
-            "(lazy-apps, no master = true): per-view counts are each worker's own."
-        )
-        return None
+        return _not_shared("the app is loaded in each worker and there is no master")
     digest = hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
     path = Path(tempfile.gettempdir()) / f"flask-uwsgicache-{owner}-{digest}.counts"
     _remove_stale(path.parent, owner)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    return open_table_file(path, size)
+
+
+def open_table_file(path: Path, size: int) -> mmap.mmap | None:
+    """The table in the file at ``path``, made with ``size`` zero bytes if it is not
+    there; None (and a log line) if it is not a plain file of this user's of at most
+    ``size`` bytes."""
     try:
-        if os.fstat(descriptor).st_size < size:
+        # Not a link, a plain file of this user's: a name in a shared directory may
+        # have been made by someone else, to have these writes land in their file.
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        return _not_shared(f"cannot open {path} ({error.strerror})")
+    try:
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid():
+            return _not_shared(f"{path} is not a file of this user's")
+        if found.st_size < size:
             os.ftruncate(descriptor, size)  # zeros; the same size from every worker
+        elif found.st_size > size:
+            return _not_shared(f"{path} belongs to an instance with more workers")
         table = mmap.mmap(descriptor, size)
     finally:
         os.close(descriptor)
     table[:4] = MAGIC
     return table
+
+
+def _not_shared(reason: str) -> mmap.mmap | None:
+    """None (no shared table), with a log line saying why."""
+    logger.warning("flask-uwsgicache: per-view counts are each worker's own: %s.", reason)
+    return None
 
 
 def _remove_stale(directory: Path, running: int) -> None:

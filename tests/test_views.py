@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from flask_uwsgicache.backends import UnavailableBackend
 from flask_uwsgicache.flight import lease_key
 from flask_uwsgicache.keys import RESULTS
 from flask_uwsgicache.responses import MAGIC
+from flask_uwsgicache.viewcounts import open_table_file
 
 Lines = Callable[[], list[str]]
 
@@ -450,3 +452,25 @@ def test_cache_faults_never_reach_the_client(
     broken_client = broken.test_client()
     assert broken_client.get("/n/7").text == "7"
     assert broken_client.get("/json").json == {"ok": True}
+
+
+def test_the_counts_file_of_lazy_apps_is_never_someone_elses(
+    tmp_path: Path, log_lines: Callable[[], list[str]]
+) -> None:
+    # With lazy-apps the workers meet in a file in the temporary directory, where
+    # another user may have put a name first.
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    planted = tmp_path / "flask-uwsgicache-1-ab.counts"
+    planted.symlink_to(victim)
+    assert open_table_file(planted, 4096) is None
+    assert victim.read_bytes() == b"precious"  # nothing written through the link
+    bigger = tmp_path / "bigger.counts"
+    bigger.write_bytes(bytes(8192))
+    assert open_table_file(bigger, 4096) is None  # another instance's layout
+    assert len([line for line in log_lines() if "each worker's own" in line]) == 2
+    # The control: a fresh name gives a private table of the size asked for.
+    fresh = tmp_path / "fresh.counts"
+    table = open_table_file(fresh, 4096)
+    assert table is not None and len(table) == 4096
+    assert fresh.stat().st_mode & 0o777 == 0o600
