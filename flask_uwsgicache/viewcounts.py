@@ -44,9 +44,11 @@ RECORD: Final = 128
 NAME_SIZE: Final = 102
 RECORDS: Final = 256
 SEGMENT: Final = HEADER + RECORDS * RECORD
-_GENERATION: Final = struct.Struct("<q")
-_LENGTH: Final = struct.Struct("<H")
-_COUNTS: Final = struct.Struct("<3q")
+# Native byte order: the table never leaves the machine, and the hot path reads and
+# writes its int64 cells through a memoryview cast to "q", which is native.
+_GENERATION: Final = struct.Struct("=q")
+_LENGTH: Final = struct.Struct("=H")
+_COUNTS: Final = struct.Struct("=3q")
 _COUNTS_AT: Final = 2 + NAME_SIZE  # 104: the counts are 8-byte aligned
 OVERFLOW: Final = "(more views than the counts table holds)"
 
@@ -151,6 +153,8 @@ class ViewCounts:
         self._lock = threading.Lock()
         self._workers = _uwsgi_workers()
         self._table = _map_table(identity, self._workers) if self._workers > 1 else None
+        #: The table as int64 cells: cell 1 is its generation.
+        self._cells = memoryview(self._table).cast("q") if self._table else None
         self._local: dict[str, list[int]] = {}
         self._pid = -1  # uWSGI forks in C: os.register_at_fork hooks do not run
         self._segment = -1  # this process's segment's offset; -1: none (count locally)
@@ -163,18 +167,18 @@ class ViewCounts:
         with self._lock:
             if self._pid != os.getpid():
                 self._find_segment()
-            table = self._table
-            if table is None or self._segment < 0:
+            cells = self._cells
+            if cells is None or self._segment < 0:
                 self._local.setdefault(name, [0, 0, 0])[field] += 1
                 return
-            if _GENERATION.unpack_from(table, 8)[0] != self._generation:
+            if cells[1] != self._generation:
                 self._restart()
             found = self._index.get(name)
             if found is None:
                 found = self._add(name)
             offset, counts = found
             counts[field] += 1
-            _GENERATION.pack_into(table, offset + _COUNTS_AT + 8 * field, counts[field])
+            cells[(offset + _COUNTS_AT) // 8 + field] = counts[field]
 
     def _find_segment(self) -> None:
         """Take this process's segment (a worker's), continuing what it holds."""
