@@ -271,6 +271,26 @@ def test_expired_entries_make_room_in_a_full_cache(
     assert cache.add("fresh2", 2) is True
 
 
+@pytest.mark.bounded
+def test_a_full_cache_is_swept_at_most_once_a_second(
+    cache: BoundCache, advance: Advance
+) -> None:
+    if slots(cache).purge_lru:
+        pytest.skip("with purge_lru a full cache evicts instead of refusing")
+    usable = slots(cache).usable_items
+    for number in range(usable):
+        assert cache.set(f"old{number}", number, timeout=1)
+    advance(1.2)
+    assert cache.set("fresh", 1) is True  # a sweep freed the dead entries
+    number = 0
+    while number < usable and cache.set(f"short{number}", number, timeout=0.2):
+        number += 1
+    advance(0.4)  # all dead, but the last sweep was less than a second ago
+    assert cache.set("refused", 1) is False
+    advance(0.8)
+    assert cache.set("swept", 1) is True
+
+
 def test_inc_and_dec_return_the_new_value(cache: BoundCache) -> None:
     assert cache.inc("n") == 1
     assert cache.inc("n", 5) == 6

@@ -10,6 +10,7 @@ not model bitmap fragmentation. Shared by the threads of one process only.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -35,6 +36,7 @@ class MemoryBackend(Cache2Store):
         # key -> (entry, expires_at or 0.0)
         self._entries: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
         self._blocks_used = 0
+        self._last_sweep = -math.inf
         self._mutex = threading.Lock()
         self._rmw_lock = threading.Lock()
 
@@ -72,7 +74,10 @@ class MemoryBackend(Cache2Store):
 
         if fits():
             return
-        self._sweep(self.clock())
+        now = self.clock()
+        if now - self._last_sweep >= 1.0:  # as uWSGI's sweeper: at most once a second
+            self._last_sweep = now
+            self._sweep(now)
         while not fits():
             victim = next((other for other in self._entries if other != key), None)
             if not options.purge_lru or victim is None:
