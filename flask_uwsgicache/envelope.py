@@ -54,7 +54,8 @@ VERSION: Final = 2
 LEAD: Final = MAGIC + bytes([VERSION])
 TRAILER: Final = struct.Struct("<dB3s")
 TRAILER_SIZE: Final = TRAILER.size
-_unpack_trailer = TRAILER.unpack_from
+# The trailer as (expires_at, flags byte + LEAD): what decode() looks its reader up by.
+_unpack_tail = struct.Struct("<d4s").unpack_from
 _pack_trailer = TRAILER.pack
 _dumps = pickle.dumps
 MAC_SIZE: Final = 16
@@ -164,16 +165,25 @@ class Envelope:
             TAG_INT: int,
             serializer.tag: serializer.loads,
         }
-        #: ``{flags: (loader, end)}`` for every flags byte this envelope reads: the
-        #: loader gets ``entry[:end]``, or the whole entry when ``end`` is None (a
-        #: pickle ends itself, so its payload is not copied). A signing envelope reads
-        #: only signed entries; one that does not sign reads both kinds, unverified.
-        self.readers: dict[int, tuple[Callable[[Payload], Any], int | None]] = {}
+        #: ``{flags byte + LEAD: (loader, end, verify)}`` for every flags byte this
+        #: envelope reads: the loader gets ``entry[:end]``, or the whole entry when
+        #: ``end`` is None (a pickle ends itself, so its payload is not copied);
+        #: ``verify``: the MAC is checked. A signing envelope reads only signed
+        #: entries; one that does not sign reads both kinds, unverified.
+        self.readers: dict[bytes, tuple[Callable[[Payload], Any], int | None, bool]] = {}
         for tag, loader in loaders.items():
             whole = tag == serializer.tag and serializer.self_delimiting
-            self.readers[tag | SIGNED] = (loader, None if whole else -_SIGNED_TAIL)
+            self.readers[bytes([tag | SIGNED]) + LEAD] = (
+                loader,
+                None if whole else -_SIGNED_TAIL,
+                secret is not None,
+            )
             if secret is None:
-                self.readers[tag] = (loader, None if whole else -TRAILER_SIZE)
+                self.readers[bytes([tag]) + LEAD] = (
+                    loader,
+                    None if whole else -TRAILER_SIZE,
+                    False,
+                )
 
     def _mac(self, key: bytes, body: Payload, trailer: Payload) -> bytes:
         assert self._mac_base is not None
@@ -303,30 +313,26 @@ class Envelope:
         entry (unsigned, or signed and verified before in this process) costs one
         trailer unpack, one dict lookup and the loader.
         """
-        reader = None
-        if len(entry) >= TRAILER_SIZE:
-            expires_at, flags, lead = _unpack_trailer(entry, -TRAILER_SIZE)
-            if lead == LEAD:
-                reader = self.readers.get(flags)
+        try:
+            expires_at, tail = _unpack_tail(entry, -TRAILER_SIZE)
+            reader = self.readers.get(tail)  # the flags byte and LEAD, in one lookup
+        except struct.error:  # shorter than a trailer
+            reader = None
         if reader is None:
             # A counter entry (digits: never a trailer), or what must be rejected.
             counter = self.counter_value(key, entry)
             if counter is not None:
                 return counter
             self.open(key, entry)  # raises with the reason, or:
-            raise EntryRejected(f"payload tag {flags & TAG_MASK} is not allowed here")
-        if (
-            flags & SIGNED
-            and self._mac_base is not None
-            and self.verified.get(key) != entry
-        ):
+            raise EntryRejected(f"payload tag {entry[-4] & TAG_MASK} is not allowed here")
+        load, end, verify = reader
+        if verify and self.verified.get(key) != entry:
             # Verified before the expiry is trusted: a forged expiry is logged too.
             self.open(key, entry)
             if len(entry) <= _VERIFIED_ENTRY:
                 self._remember(key, entry)
         if expires_at and expires_at <= self.clock():
             return MISSING
-        load, end = reader
         try:
             if end is None:
                 return load(entry)
