@@ -61,7 +61,7 @@ class BoundCache(KeyValueCache):
         #: ``UWSGICACHE_HASH_METHOD``), read once rather than from the settings per call.
         self.source_check = False
         self.hash_method: Callable[..., Any] = hashlib.md5
-        self.view_counts = ViewCounts(f"{backend.cache_name}\0{key_prefix}")
+        self.view_counts = ViewCounts.of(f"{backend.cache_name}\0{key_prefix}")
         #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
         self.fast_prefixes: dict[tuple[str, bool], None] = {}
 

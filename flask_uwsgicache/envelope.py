@@ -207,8 +207,8 @@ class Envelope:
                 # pickle called here rather than through the serializer: one frame less.
                 protocol = self._pickle_protocol
                 payload = _dumps(value, protocol) if protocol else self._dumps(value)
-            except Exception:
-                return self._seal(key, tag, self._serialized(value), expires_at)
+            except Exception as exc:
+                raise self._unserializable(value, exc) from exc
         elif kind is bytes:
             tag, payload = TAG_BYTES, value
         elif kind is str:
@@ -232,11 +232,14 @@ class Envelope:
         try:
             return self._dumps(value)
         except Exception as exc:
-            raise SerializationError(
-                f"cannot store a {type(value).__name__} with the "
-                f"{self.serializer.name} serializer: {exc}. Store a supported value or "
-                f"change UWSGICACHE_SERIALIZER."
-            ) from exc
+            raise self._unserializable(value, exc) from exc
+
+    def _unserializable(self, value: Any, exc: Exception) -> SerializationError:
+        return SerializationError(
+            f"cannot store a {type(value).__name__} with the {self.serializer.name} "
+            f"serializer: {exc}. Store a supported value or change "
+            f"UWSGICACHE_SERIALIZER."
+        )
 
     def counter_entry(self, key: bytes, digits: bytes) -> bytes:
         """The counter entry holding ``digits`` under ``key`` (see the module docstring)."""

@@ -34,6 +34,7 @@ from .backends.memory import MemoryBackend
 from .config import EXTENSION_KEY
 from .extension import build_cache
 from .ini import read_ini, values
+from .viewcounts import shown_name
 from .wrapping import function_name
 
 _ABSENT: Any = object()
@@ -72,7 +73,7 @@ class CacheTester:
         """``{"hits", "misses", "refused"}`` of a cached view or memoized function."""
         name = view if isinstance(view, str) else function_name(view)
         return self.cache.view_counts.totals().get(
-            name, {"hits": 0, "misses": 0, "refused": 0}
+            shown_name(name), {"hits": 0, "misses": 0, "refused": 0}
         )
 
     @contextlib.contextmanager

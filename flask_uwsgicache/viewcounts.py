@@ -3,22 +3,29 @@
 Counting never touches the cache: a hit stays one read of the store (one round trip on
 Redis) and no item of the user's cache holds counts.
 
-Under uWSGI the counts live in a table in memory shared by the workers of the instance
-(``MAP_SHARED``, made before the workers are forked, or a file in the temporary
-directory named after the master's pid when the app is loaded in each worker, as with
-``lazy-apps``). Each worker owns one segment of it and is its only writer, so counting
-needs no lock between processes and costs an 8-byte write; ``stats()`` adds the segments
-up, so every worker's counts are seen at once. A respawned worker continues its
-segment: totals survive ``max-requests`` recycling. ``clear()`` raises the table's
-generation; a segment of an older generation is not counted, and its worker starts it
-again from zero at its next event, so old totals do not come back. Processes other than
-workers (mules, spoolers), and apps outside uWSGI, count in their own memory.
+Under uWSGI with several workers the counts live in a table in memory shared by the
+workers of the instance: ``MAP_SHARED`` memory made by the master before it forks the
+workers, or, when the app is loaded in each worker (``lazy-apps``), a file named after
+the master (its pid and start time) in a directory of the user's own, mode 0700, in the
+temporary directory (``flask-uwsgicache-<uid>``; the next instance that starts removes
+the files of masters that are gone). Where the workers cannot meet (lazy-apps without a
+master, a directory or file that is not the user's own), each worker counts for itself
+and one log line says why. Each worker owns one segment of the table and is its only
+writer, so counting needs no lock between processes and costs an 8-byte write;
+``stats()`` adds the segments up, so every worker's counts are seen at once. A
+respawned worker continues its segment: totals survive ``max-requests`` recycling.
+``clear()`` gives the table a new random generation; a segment of another generation is
+not counted, and its worker starts it again from zero at its next event, so old totals
+do not come back. Processes other than workers (mules, spoolers), and apps outside
+uWSGI, count in their own memory.
 
 Layout: a 64-byte header (``b"uCVC"``, the generation at offset 8), then one segment per
 worker id (1 .. ``uwsgi.numproc``): a 64-byte header (its generation) and
-:data:`RECORDS` records of 128 bytes: the name's length, the name (up to 102 bytes; a
-longer one is cut and given a digest so names stay apart), three ``int64``. A record's
-name is written before its length, so a reader never sees half a name.
+:data:`RECORDS` records of 512 bytes: the name's length, the name (up to 486 bytes; a
+longer one is cut and given a digest so names stay apart, in every deployment), three
+``int64``. A record's name is written before its length, so a reader never sees half a
+name. A worker's 256th name and later ones are counted together under
+:data:`OVERFLOW`, with a log line.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import hashlib
 import logging
 import mmap
 import os
+import secrets
 import stat
 import struct
 import tempfile
@@ -39,9 +47,11 @@ logger = logging.getLogger("flask_uwsgicache")
 FIELDS = ("hits", "misses", "refused")
 HIT, MISS, REFUSED = range(3)
 MAGIC: Final = b"uCVC"
+#: In the names of count files: a table of another layout is never opened as this one.
+LAYOUT: Final = "v1"
 HEADER: Final = 64
-RECORD: Final = 128
-NAME_SIZE: Final = 102
+RECORD: Final = 512
+NAME_SIZE: Final = 486
 RECORDS: Final = 256
 SEGMENT: Final = HEADER + RECORDS * RECORD
 # Native byte order: the table never leaves the machine, and the hot path reads and
@@ -49,7 +59,7 @@ SEGMENT: Final = HEADER + RECORDS * RECORD
 _GENERATION: Final = struct.Struct("=q")
 _LENGTH: Final = struct.Struct("=H")
 _COUNTS: Final = struct.Struct("=3q")
-_COUNTS_AT: Final = 2 + NAME_SIZE  # 104: the counts are 8-byte aligned
+_COUNTS_AT: Final = 2 + NAME_SIZE  # 488: the counts are 8-byte aligned
 OVERFLOW: Final = "(more views than the counts table holds)"
 
 
@@ -60,6 +70,12 @@ def _stored_name(name: str) -> bytes:
     digest = hashlib.blake2b(encoded, digest_size=6).hexdigest().encode()
     cut = encoded[: NAME_SIZE - len(digest) - 1].decode("utf-8", "ignore").encode()
     return cut + b"~" + digest
+
+
+def shown_name(name: str) -> str:
+    """``name`` as ``stats()["views"]`` shows it: itself, or cut with a digest when
+    longer than :data:`NAME_SIZE` bytes (the same in every deployment)."""
+    return _stored_name(name).decode(errors="replace")
 
 
 def _uwsgi_workers() -> int:
@@ -90,14 +106,38 @@ def _map_table(identity: str, workers: int) -> mmap.mmap | None:
         table = mmap.mmap(-1, size)
         table[:4] = MAGIC
         return table
-    # Made in a worker (lazy-apps): the workers meet in a file named after the master.
+    # Made in a worker (lazy-apps): the workers meet in a file named after the master
+    # (its pid and start time: a pid comes back, in a container after each restart).
     owner = uwsgi.masterpid()
     if not owner:
         return _not_shared("the app is loaded in each worker and there is no master")
+    directory = _private_directory()
+    if directory is None:
+        return _not_shared(
+            f"no private directory of this user's in {tempfile.gettempdir()}"
+        )
     digest = hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
-    path = Path(tempfile.gettempdir()) / f"flask-uwsgicache-{owner}-{digest}.counts"
-    _remove_stale(path.parent, owner)
-    return open_table_file(path, size)
+    started = int(getattr(uwsgi, "started_on", 0))
+    _remove_stale(directory, owner, started)
+    return open_table_file(directory / f"{owner}-{started}-{LAYOUT}-{digest}.counts", size)
+
+
+def _private_directory() -> Path | None:
+    """This user's directory for count files (made mode 0700 in the temporary
+    directory), or None if that name is taken by anything else."""
+    directory = Path(tempfile.gettempdir()) / f"flask-uwsgicache-{os.geteuid()}"
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        found = os.lstat(directory)
+    except OSError:
+        return None
+    if (
+        not stat.S_ISDIR(found.st_mode)
+        or found.st_uid != os.geteuid()
+        or found.st_mode & 0o077
+    ):
+        return None
+    return directory
 
 
 def open_table_file(path: Path, size: int) -> mmap.mmap | None:
@@ -107,13 +147,19 @@ def open_table_file(path: Path, size: int) -> mmap.mmap | None:
     try:
         # Not a link, a plain file of this user's: a name in a shared directory may
         # have been made by someone else, to have these writes land in their file.
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        descriptor = os.open(path, flags, 0o600)
     except OSError as error:
         return _not_shared(f"cannot open {path} ({error.strerror})")
     try:
         found = os.fstat(descriptor)
-        if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid():
-            return _not_shared(f"{path} is not a file of this user's")
+        if (
+            not stat.S_ISREG(found.st_mode)
+            or found.st_uid != os.geteuid()
+            or found.st_nlink != 1
+            or found.st_mode & 0o077
+        ):
+            return _not_shared(f"{path} is not a private file of this user's")
         if found.st_size < size:
             os.ftruncate(descriptor, size)  # zeros; the same size from every worker
         elif found.st_size > size:
@@ -131,21 +177,44 @@ def _not_shared(reason: str) -> mmap.mmap | None:
     return None
 
 
-def _remove_stale(directory: Path, running: int) -> None:
-    """Remove the count files of uWSGI instances that are gone."""
-    for path in directory.glob("flask-uwsgicache-*.counts"):
+def _remove_stale(directory: Path, running: int, started: int) -> None:
+    """Remove the count files of uWSGI masters that are gone (never raises)."""
+    for path in directory.glob("*.counts"):
         try:
-            owner = int(path.name.split("-")[2])
-            if owner != running:
-                os.kill(owner, 0)
-        except ProcessLookupError:
-            path.unlink(missing_ok=True)
-        except (ValueError, IndexError, OSError):
+            owner, since = (int(part) for part in path.name.split("-")[:2])
+            if owner == running:
+                gone = since != started  # this pid, an earlier master
+            else:
+                try:
+                    os.kill(owner, 0)
+                    gone = False
+                except ProcessLookupError:
+                    gone = True
+            if gone:
+                path.unlink(missing_ok=True)
+        except Exception:  # not one of ours, or not ours to remove: leave it
             continue
+
+
+# The tables of this process, by identity: two apps on one cache and prefix (two
+# Flask apps under a dispatcher, a factory called twice) share one writer of the
+# worker's segment instead of overwriting each other's records.
+_TABLES: dict[str, ViewCounts] = {}
 
 
 class ViewCounts:
     """The counts of one app's cached views and memoized functions."""
+
+    @classmethod
+    def of(cls, identity: str) -> ViewCounts:
+        """The counts of the apps that share ``identity`` (cache and prefix): under
+        uWSGI one object per identity in a process, else a new one."""
+        found = _TABLES.get(identity)
+        if found is None:
+            found = cls(identity)
+            if found._table is not None:
+                _TABLES[identity] = found
+        return found
 
     def __init__(self, identity: str = "") -> None:
         #: What tells this app's table from others' in one uWSGI instance.
@@ -251,7 +320,7 @@ class ViewCounts:
         with self._lock:
             if self._pid != os.getpid():
                 self._find_segment()
-            sources = list(self._local.items())
+            sources = [(shown_name(name), counts) for name, counts in self._local.items()]
             table = self._table
             if table is not None:
                 generation = _GENERATION.unpack_from(table, 8)[0]
@@ -275,5 +344,6 @@ class ViewCounts:
         with self._lock:
             self._local = {}
             if self._table is not None:
-                generation = _GENERATION.unpack_from(self._table, 8)[0] + 1
-                _GENERATION.pack_into(self._table, 8, generation)
+                # A new random generation, not the old one plus one: two clears at
+                # once cannot write the same value, nor one that brings old counts back.
+                _GENERATION.pack_into(self._table, 8, secrets.randbits(63) + 1)

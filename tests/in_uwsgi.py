@@ -134,3 +134,19 @@ def test_a_sweep_of_a_full_cache_reads_a_window_not_every_value(
     while number < 10000 and cache.set(f"more{number}", number):
         number += 1
     assert 1 <= len(reads) <= 3 and not first & set(reads)
+
+
+def test_a_refused_write_asks_uwsgi_once(cache: BoundCache) -> None:
+    backend = cache.backend
+    assert isinstance(backend, UWSGIBackend) and backend._structure is not None
+    if backend.options.purge_lru:
+        pytest.skip("with purge_lru uWSGI evicts instead of refusing")
+    number = 0
+    while number < 5000 and cache.set(f"fill{number}", number):
+        number += 1
+    assert cache.delete("fill0")  # room for one, and the next write goes straight in
+    assert cache.set("one more", 1) is True
+    refused = backend._structure.full  # uWSGI's count of refused writes ("full")
+    assert cache.set("one too many", 1) is False
+    # One refusal, one "DANGER cache is FULL" line, one more in uWSGI's stats.
+    assert backend._structure.full == refused + 1

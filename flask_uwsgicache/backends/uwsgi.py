@@ -261,34 +261,30 @@ class UWSGIBackend(Cache2Store):
         return CacheFullError(self.full_message(key, entry))
 
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
-        # The hot path first: while no write was refused a moment ago, an entry that
-        # fits goes straight to uWSGI (_expires() inlined); anything else takes the
-        # checks below, which also explain a refusal.
+        # cache_set is "add" in uWSGI; upsert is cache_update, and it replaces the
+        # stored expiry, so the TTL is passed every time (docs/uwsgi-cache2-facts.rst §2).
+        expires = 0 if self._no_expiry or not ttl else math.ceil(ttl) + 1  # _expires()
         if (
             not self._full_until
             and not self._updates_full_until
             and len(entry) <= self.max_value_size
-            and uwsgi.cache_update(
-                key,
-                entry,
-                0 if self._no_expiry or not ttl else math.ceil(ttl) + 1,
-                self.cache_name,
-            )
-        ):
-            return
-        self.check_size(key, entry)
-        if self._known_full(key):
-            raise CacheFullError(self.full_message(key, entry))
-        # cache_set is "add" in uWSGI; upsert is cache_update, and it replaces the
-        # stored expiry, so the TTL is passed every time (docs/uwsgi-cache2-facts.rst §2).
-        expires = self._expires(ttl)
-        for _attempt in range(3):
+        ):  # the hot path: no write was refused a moment ago and the entry fits
             if uwsgi.cache_update(key, entry, expires, self.cache_name):
                 return
-            if not (self.options.bitmap and self.options.purge_lru):
-                break
-            # bitmap+purge_lru evicts an item and still fails once
-            # (docs/uwsgi-cache2-facts.rst §4).
+            attempts = 1
+        else:
+            self.check_size(key, entry)
+            if self._known_full(key):
+                raise CacheFullError(self.full_message(key, entry))
+            attempts = 0
+        # One attempt (each refusal is a "DANGER ... FULL" line and one more in uWSGI's
+        # "full" count), but three with bitmap+purge_lru, which evicts an item and still
+        # fails once (docs/uwsgi-cache2-facts.rst §4).
+        limit = 3 if self.options.bitmap and self.options.purge_lru else 1
+        while attempts < limit:
+            if uwsgi.cache_update(key, entry, expires, self.cache_name):
+                return
+            attempts += 1
         raise self._full(key, entry)
 
     def insert(self, key: bytes, entry: bytes, ttl: float) -> bool:
