@@ -76,7 +76,7 @@ def growth_panel(axes: Any, growth: Growth) -> None:
     axes.set_xlabel("items in the store (log scale)")
     axes.set_ylabel("µs per call (log scale): lower is better")
     axes.set_title("Cost against the store's size")
-    axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
 
 
 def chart(ops: Ops, http: Http, growth: Growth, path: Path, title: str) -> bool:
@@ -94,7 +94,7 @@ def chart(ops: Ops, http: Http, growth: Growth, path: Path, title: str) -> bool:
         panels.append((views_panel, http))
     if growth:
         panels.append((growth_panel, growth))
-    figure, axes = plt.subplots(1, len(panels), figsize=(5.8 * len(panels) + 1.5, 5.2))
+    figure, axes = plt.subplots(len(panels), 1, figsize=(9, 4.8 * len(panels)))
     for (draw, data), panel_axes in zip(panels, list(figure.axes), strict=True):
         draw(panel_axes, data)
     figure.suptitle(title)

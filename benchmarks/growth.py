@@ -194,13 +194,14 @@ def main() -> None:
     number = int(os.environ.get("BENCH_NUMBER", "2000"))
     slow_reps = int(os.environ.get("BENCH_SLOW_REPS", "3"))
     setup = Setup()
+    at_size(setup, sizes[0], number, 1)  # a warm-up, not recorded: the first size ran slow
     results: dict[str, Any] = {"sizes": sizes, "rows": {}}
     for items in sizes:
         for row, by_library in at_size(setup, items, number, slow_reps).items():
             for library, value in by_library.items():
                 results["rows"].setdefault(row, {}).setdefault(library, []).append(value)
-    # A cached view runs once per size (and once after each delete_edge/clear at most).
-    if max(view_runs.values()) > 2 * len(sizes):
+    # A cached view runs once per size and warm-up (a miss after each fill).
+    if max(view_runs.values()) > 2 * (len(sizes) + 1):
         raise RuntimeError(f"the cached views ran too often: {view_runs}")
     with open(os.environ["BENCH_OUT"], "w") as out:
         json.dump(results, out)

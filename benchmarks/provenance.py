@@ -101,15 +101,19 @@ def markers(name: str, script: str) -> tuple[str, str]:
 
 
 def write_between_markers(page: Path, name: str, script: str, block: str) -> None:
-    """Replace what lies between the markers of ``name`` in ``page`` by ``block``;
-    exits if the page lacks them (the docs must say where generated text goes)."""
+    """Replace what lies between the markers of ``name`` in ``page`` by ``block``,
+    indented as the markers are (they may sit in a list item); exits if the page lacks
+    them (the docs must say where generated text goes)."""
     start, end = markers(name, script)
-    text = page.read_text()
-    if text.count(start) != 1 or text.count(end) != 1:
+    lines = page.read_text().splitlines()
+    stripped = [line.strip() for line in lines]
+    if stripped.count(start) != 1 or stripped.count(end) != 1:
         sys.exit(f"{page} needs exactly one pair of lines:\n{start}\n{end}")
-    head, rest = text.split(start + "\n", 1)
-    _, tail = rest.split(end, 1)
-    page.write_text(f"{head}{start}\n\n{block.strip()}\n\n{end}{tail}")
+    first, last = stripped.index(start), stripped.index(end)
+    indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
+    body = [indent + line if line else "" for line in block.strip().splitlines()]
+    lines[first + 1 : last] = ["", *body, ""]
+    page.write_text("\n".join(lines) + "\n")
     print(f"wrote the results into {page.relative_to(ROOT)}")
 
 

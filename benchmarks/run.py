@@ -109,10 +109,10 @@ def run_http(reps: int, seconds: float) -> Http:
     options = [*edge_options(), "--cache2", CACHE2, "--lock-engine", "ipcsem"]
     if "edge-cached (ours)" not in paths:
         options = ["--cache2", CACHE2, "--lock-engine", "ipcsem"]
-    with uwsgi_server(4, options, list(paths.values())) as url:
+    with uwsgi_server(4, options, list(paths.values())) as server:
         for _ in range(reps):
             for name, path in paths.items():
-                rate, p99 = load(url + path, seconds)
+                rate, p99 = load(server.url + path, seconds)
                 results[name]["rps"].append(rate)
                 results[name]["p99_ms"].append(p99)
     return results
@@ -125,10 +125,10 @@ def run_scaling(worker_counts: list[int], reps: int, seconds: float) -> Scaling:
     for workers in worker_counts:
         options = ["--cache2", CACHE2, "--lock-engine", "ipcsem"]
         by_view: dict[str, list[float]] = {name: [] for name in paths}
-        with uwsgi_server(workers, options, list(paths.values())) as url:
+        with uwsgi_server(workers, options, list(paths.values())) as server:
             for _ in range(reps):
                 for name, path in paths.items():
-                    by_view[name].append(load(url + path, seconds)[0])
+                    by_view[name].append(load(server.url + path, seconds)[0])
         results[str(workers)] = by_view
     return results
 
@@ -163,6 +163,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    head = provenance(uwsgi_binary())  # the tree as measured, before anything is written
     ops = run_ops(args.reps, args.number)
     growth = run_growth(args.sizes, args.growth_number, 1 if args.quick else 3)
     http: Http = {} if args.no_http else run_http(args.reps, args.seconds)
@@ -170,7 +171,6 @@ def main() -> None:
         {} if args.no_http else run_scaling(args.workers, args.reps, args.scaling_seconds)
     )
     table = report(ops, http, scaling, growth)
-    head = provenance(uwsgi_binary())
     print("\n".join(head) + "\n\n" + table)
     raw = {"ops": ops, "growth": growth, "http": http, "scaling": scaling}
     (args.out / "latest.json").write_text(json.dumps(raw, indent=1))

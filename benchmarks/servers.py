@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -53,13 +54,21 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
         process.wait(timeout=10)
 
 
+@dataclass(frozen=True)
+class Server:
+    """A uWSGI instance we started: where it answers, and its master's pid."""
+
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
 def uwsgi_server(
     workers: int, options: Sequence[str], warm_paths: Sequence[str]
-) -> Iterator[str]:
+) -> Iterator[Server]:
     """uWSGI serving ``benchmarks/app.py`` on a loopback port with ``workers`` workers
-    and the extra ``options``; yields its URL once every warm path answered (which also
-    fills the caches); stopped with SIGINT by its pid."""
+    and the extra ``options``, yielded once every warm path answered (which also fills
+    the caches); stopped with SIGINT by its master's pid."""
     port = free_port()
     process = subprocess.Popen(
         [uwsgi_binary(), "--home", sys.prefix, "--master", "--processes", str(workers),
@@ -70,7 +79,7 @@ def uwsgi_server(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_answering(process, url, warm_paths)
-        yield url
+        yield Server(url, process.pid)
     finally:
         stop(process)
 
