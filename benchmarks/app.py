@@ -1,7 +1,9 @@
-"""The app benchmarks/run.py serves with uWSGI (4 workers) for the end-to-end rows."""
+"""The app the benchmark scripts serve with uWSGI: benchmarks/run.py (views),
+benchmarks/lock_engine.py (views and a counter), benchmarks/kill_storm.py (writes)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,3 +45,16 @@ serve("/slow")
 serve("/cached", ours.cached(timeout=3600))
 serve("/edge", ours.cached(timeout=3600, edge=True))
 serve("/flask-caching", flask_caching.cached(timeout=3600))
+
+
+@application.route("/counter")
+def counter() -> str:
+    """An exact counter: one ``inc`` under uWSGI's cache lock per request."""
+    return str(ours.inc("visits", timeout=0))
+
+
+@application.route("/write/<int:slot>")
+def write(slot: int) -> dict[str, int]:
+    """A write under the cache lock to one of 10 keys; answers with the worker's pid."""
+    ours.set(f"slot{slot % 10}", {"slot": slot}, timeout=60)
+    return {"pid": os.getpid()}
