@@ -23,7 +23,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
-from provenance import ROOT, provenance, text_block, write_between_markers
+from provenance import provenance, publish
 from report import simple_table
 from servers import Server, uwsgi_binary, uwsgi_server
 
@@ -138,12 +138,7 @@ def main() -> None:
     if args.quick:
         args.kills = 10
     storms = {engine: storm(options, args.kills) for engine, options in ENGINES.items()}
-    text = table(storms)
-    print("\n".join(head) + "\n\n" + text)
-    if not args.quick:
-        block = "\n".join(head) + "\n\n" + text_block(text)
-        page = ROOT / "docs" / "operations.rst"
-        write_between_markers(page, "kill-storm", "benchmarks/kill_storm.py", block)
+    publish(head, table(storms), "kill-storm", "benchmarks/kill_storm.py", args.quick)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from provenance import ROOT, provenance, text_block, write_between_markers
+from provenance import provenance, publish
 from report import simple_table
 from servers import load, uwsgi_binary, uwsgi_server
 
@@ -63,11 +63,7 @@ def main() -> None:
     if args.quick:
         args.reps, args.seconds = 1, 1.0
     text = table(measure(max(args.reps, 1), args.seconds), args.seconds)
-    print("\n".join(head) + "\n\n" + text)
-    if not args.quick:
-        block = "\n".join(head) + "\n\n" + text_block(text)
-        page = ROOT / "docs" / "operations.rst"
-        write_between_markers(page, "lock-engine", "benchmarks/lock_engine.py", block)
+    publish(head, text, "lock-engine", "benchmarks/lock_engine.py", args.quick)
 
 
 if __name__ == "__main__":

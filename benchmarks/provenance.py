@@ -121,3 +121,12 @@ def text_block(text: str) -> str:
     """``text`` as an RST literal block, shown as the script printed it."""
     indented = "\n".join(f"    {line}" if line else "" for line in text.splitlines())
     return f".. code-block:: text\n\n{indented}\n"
+
+
+def publish(head: list[str], text: str, name: str, script: str, quick: bool) -> None:
+    """Print ``text`` under its provenance ``head``; unless ``quick``, also write both
+    into docs/operations.rst between the markers of ``name``."""
+    print("\n".join(head) + "\n\n" + text)
+    if not quick:
+        block = "\n".join(head) + "\n\n" + text_block(text)
+        write_between_markers(ROOT / "docs" / "operations.rst", name, script, block)
