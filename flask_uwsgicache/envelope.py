@@ -188,10 +188,9 @@ class Envelope:
     def _mac(self, key: bytes, body: Payload, trailer: Payload) -> bytes:
         assert self._mac_base is not None
         mac = self._mac_base.copy()
-        mac.update(body)
-        mac.update(trailer)
+        mac.update(body)  # not copied into one buffer: entries may be large
         # The key's length comes last, so the split between entry and key is unambiguous.
-        mac.update(key + len(key).to_bytes(4, "little"))
+        mac.update(b"".join((trailer, key, len(key).to_bytes(4, "little"))))
         return mac.digest()
 
     def encode(self, key: bytes, value: Any, expires_at: float) -> bytes:
@@ -224,9 +223,7 @@ class Envelope:
         if self._mac_base is None:
             return payload + _pack_trailer(expires_at, tag, LEAD)
         trailer = _pack_trailer(expires_at, tag | SIGNED, LEAD)
-        mac = self._mac_base.copy()
-        mac.update(b"".join((payload, trailer, key, len(key).to_bytes(4, "little"))))
-        return payload + mac.digest() + trailer
+        return payload + self._mac(key, payload, trailer) + trailer
 
     def _serialized(self, value: Any) -> bytes:
         try:

@@ -102,7 +102,9 @@ def _map_table(identity: str, workers: int) -> mmap.mmap | None:
     size = HEADER + workers * SEGMENT
     import uwsgi
 
-    if uwsgi.worker_id() == 0:  # the master (or the first process) before the fork
+    # worker_id() 0: the master (or the first process) before the fork
+    # (docs/uwsgi-cache2-facts.rst §14).
+    if uwsgi.worker_id() == 0:
         table = mmap.mmap(-1, size)
         table[:4] = MAGIC
         return table
@@ -217,15 +219,15 @@ class ViewCounts:
         return found
 
     def __init__(self, identity: str = "") -> None:
-        #: What tells this app's table from others' in one uWSGI instance.
-        self.identity = identity
         self._lock = threading.Lock()
         self._workers = _uwsgi_workers()
         self._table = _map_table(identity, self._workers) if self._workers > 1 else None
         #: The table as int64 cells: cell 1 is its generation.
         self._cells = memoryview(self._table).cast("q") if self._table else None
         self._local: dict[str, list[int]] = {}
-        self._pid = -1  # uWSGI forks in C: os.register_at_fork hooks do not run
+        # uWSGI forks in C, so os.register_at_fork hooks do not run: a change of pid
+        # tells a worker from the master (docs/uwsgi-cache2-facts.rst §14).
+        self._pid = -1
         self._segment = -1  # this process's segment's offset; -1: none (count locally)
         self._generation = 0
         #: name -> (record offset, counts); also by stored name (see _stored_name).
