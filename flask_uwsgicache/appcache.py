@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from .backends.base import Backend
 from .cache import KeyValueCache
 from .edge import Edge
 from .envelope import Envelope
 from .errors import CacheError
+from .generations import ResponseSpace, for_store
 from .logs import RateLimitedLog
 from .viewcounts import ViewCounts
 
@@ -62,6 +63,12 @@ class BoundCache(KeyValueCache):
         self.source_check = False
         self.hash_method: Callable[..., Any] = hashlib.md5
         self.view_counts = ViewCounts.of(f"{backend.cache_name}\0{key_prefix}")
+        # Made here, before uWSGI forks the workers, so that they share it.
+        responses_store = responses_backend or backend
+        self.generations = for_store(
+            responses_store.name, f"{responses_store.cache_name}\0{key_prefix}"
+        )
+        self._view_responses: BoundCache | None = None
         #: ``(key_prefix, query_string)`` of cached views the fast path may answer.
         self.fast_prefixes: dict[tuple[str, bool], None] = {}
 
@@ -81,15 +88,35 @@ class BoundCache(KeyValueCache):
         self.view_counts.reset()
         return True
 
+    @property
+    def view_responses(self) -> BoundCache:
+        """The responses' key space as cached views read and write it: what is stored
+        there is served only in its path's current generation
+        (:mod:`~flask_uwsgicache.generations`)."""
+        found = self._view_responses
+        if found is None:
+            found = self.responses
+            if self.generations is not None:
+                # It answers every call of the space; get and set check and stamp.
+                found = cast(BoundCache, ResponseSpace(found, self.generations))
+            self._view_responses = found
+        return found
+
     def delete_edge(self, path: str, stems: Iterable[str] = ()) -> bool:
         """Forget the responses cached for ``path`` (any query string, host or
         variant) under these view-key ``stems`` (see :func:`viewkeys.path_stem`): at
         the edge and in this cache, so the next request runs the view. True if
-        anything was deleted. O(items): the store lists every key."""
+        anything may have been stored for it since it was last forgotten (stems that
+        share a generation cell answer for each other). O(1): the stems' generations
+        end (:mod:`~flask_uwsgicache.generations`); where the store keeps none, the
+        store lists every key instead."""
         deleted = self.edge.delete(path)
         responses = self.responses
         try:
             for stem in stems:
+                if self.generations is not None:
+                    deleted += self.generations.end(responses, stem + "?")
+                    continue
                 for found in responses.own_keys((stem + "?").encode()):
                     deleted += responses.backend.delete(found)
         except CacheError as error:  # the store is unreachable (Redis down)

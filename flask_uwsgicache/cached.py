@@ -147,7 +147,7 @@ class CachedMixin(CacheOwner):
             this: list[Callable[..., Any]] = []  # the wrapper, once made
 
             def load(data: object) -> Any:
-                read = self.cache.responses.get
+                read = self.cache.view_responses.get
                 stored = responses.find(data, read, request.environ)
                 return MISSING if stored is None else stored.response()
 
@@ -197,7 +197,7 @@ class CachedMixin(CacheOwner):
                     or is_conditional(environ)
                 ):
                     return None
-                space = cache.responses if view else cache.space(RESULTS)
+                space = cache.view_responses if view else cache.space(RESULTS)
                 key = call_keys.key(space, args, kwargs)
                 forcing = forced(forced_update, *args, **kwargs)
                 if view and fast and not hashing.checks_source(cache):

@@ -32,13 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response
 
-from . import fastpath
+from . import edgeindex, fastpath
 from .config import DEFAULT_EDGE
 from .edgeroutes import (
     EDGE_ROUTE_KEY,
     ROUTE_GUARDS,
     edge_key,
-    is_path,
     route_guards,
     route_line,
     route_lines,
@@ -176,13 +175,28 @@ class Edge:
         # route sees it: the request's raw bytes (WSGI strs are latin-1; a str would go
         # to uWSGI as UTF-8, another request's key).
         raw_key = key.encode("latin-1")
-        if uwsgi.cache_update(raw_key, body, math.ceil(timeout), name) is None:
+        path = edgeindex.request_path(environ)
+        expires = math.ceil(timeout)
+        record = edgeindex.take(name, path, raw_key, expires)
+        if record is None:
+            self.log.warning(
+                "EdgeSkipped",
+                f"flask-uwsgicache: not put at the edge: {path[:80]!r} has "
+                f"{edgeindex.VARIANTS} entries there already (hosts and query "
+                f"strings), or edge cache {name!r} is full",
+            )
+            return False
+        if uwsgi.cache_update(raw_key, body, expires, name) is None:
             self.log.warning(
                 "EdgeRefused",
                 f"flask-uwsgicache: edge cache {name!r} refused {key[:80]!r} "
                 f"({len(body)} bytes): larger than blocksize, key longer than keysize, "
                 f"or the cache is full",
             )
+            uwsgi.cache_del(record, name)
+            return False
+        if not edgeindex.holds(name, record, raw_key):
+            uwsgi.cache_del(raw_key, name)  # a delete_edge took its record meanwhile
             return False
         return True
 
@@ -242,17 +256,8 @@ class Edge:
         any query string, host, scheme, and under any mount point); how many went."""
         if self.reason is not None:
             return 0
-        import uwsgi
-
-        deleted = 0
-        for name in set(self.caches.values()):
-            for key in uwsgi.cache_keys(name):
-                # HTTPS|host/URI; a host never holds "/" (see edge_key).
-                uri = key[key.find(b"/") :] if b"/" in key else b""
-                uri_path = uri.split(b"?", 1)[0].decode("utf-8", "replace")
-                if is_path(uri_path, path) and uwsgi.cache_del(key, name):
-                    deleted += 1
-        return deleted
+        # By the path's records (flask_uwsgicache.edgeindex): no key is listed.
+        return sum(edgeindex.forget(name, path) for name in set(self.caches.values()))
 
     def clear(self) -> None:
         """Empty every edge cache."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from .privacy import DEFAULT_PERSONAL_HEADERS, SERVER_AUTH, environ_names, personal_headers
 
@@ -90,17 +89,3 @@ def edge_key(environ: WSGIEnvironment) -> str | None:
     ):
         return None
     return "".join(f"{value}|" for value in scheme) + f"{host}{uri}"
-
-
-def is_path(uri_path: str, path: str) -> bool:
-    """True if a URI's path (as sent) is ``path`` as an app sees it, under any script
-    root: the edge is keyed by the URI, which holds the mount point, and a process
-    that deletes (a mule, a cron job) may not know it. Deleting a mounted namesake
-    too only costs it a miss."""
-    for sent in {uri_path, unquote(uri_path)}:
-        if sent == path:
-            return True
-        root = sent[: -len(path)] if path and sent.endswith(path) else ""
-        if root.startswith("/") and not root.endswith("/"):
-            return True
-    return False

@@ -146,7 +146,7 @@ class FastPath:
     def _serve(
         self, cache: Any, environ: WSGIEnvironment, start_response: StartResponse
     ) -> list[bytes] | None:
-        space = cache.responses
+        space = cache.view_responses
         budget = space.stem_budget
         for prefix, query_string in list(cache.fast_prefixes):
             key = view_key(environ, prefix, query_string, budget)

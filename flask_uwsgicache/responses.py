@@ -2,17 +2,18 @@
 
 A stored response is ``bytes`` (so it takes the envelope's raw path, no pickle)::
 
-    b"uCR2" | head length (uint32 LE) | JSON head | body
+    b"uCR3" | stamp (8 bytes) | head length (uint32 LE) | JSON head | body
 
 where the head is ``[status, [[name, value], ...], view name, fast]``: ``fast`` says the
 fast path (and the edge) may answer it without running Flask. A response that varies on
 request headers is stored under its variant's key, and its view key holds a marker
 instead::
 
-    b"uCV1" | JSON [view key, [header, ...]]
+    b"uCV2" | stamp (8 bytes) | JSON [view key, [header, ...]]
 
-Both live only in the responses' key space (:mod:`flask_uwsgicache.keys`), which nothing
-but a cached view writes.
+The stamp is written as zeros here and filled in by the store: the generation of the
+key's stem (:mod:`flask_uwsgicache.generations`). Both live only in the responses' key
+space (:mod:`flask_uwsgicache.keys`), which nothing but a cached view writes.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from flask import Response
 
 from .viewkeys import variant_key
 
-MAGIC = b"uCR2"
-VARY_MAGIC = b"uCV1"
+MAGIC = b"uCR3"
+VARY_MAGIC = b"uCV2"
+# Where the store stamps what it keeps (flask_uwsgicache.generations.STAMP_AT).
+_STAMP = bytes(8)
 _LENGTH = struct.Struct("<I")
 # Cache-Control directives that forbid a shared cache to store the response (RFC 9111
 # 5.2.2): no-cache would need a revalidation with the app before every use.
@@ -114,12 +117,12 @@ def dump(response: Response, name: str = "", fast: bool = False) -> bytes:
         [response.status_code, list(response.headers.to_wsgi_list()), name, fast],
         separators=(",", ":"),
     ).encode()
-    return b"".join((MAGIC, _LENGTH.pack(len(head)), head, response.get_data()))
+    return b"".join((MAGIC, _STAMP, _LENGTH.pack(len(head)), head, response.get_data()))
 
 
 def dump_marker(key: str, headers: list[str]) -> bytes:
     """The stored form of a :class:`VaryMarker`."""
-    return VARY_MAGIC + json.dumps([key, headers], separators=(",", ":")).encode()
+    return VARY_MAGIC + _STAMP + json.dumps([key, headers], separators=(",", ":")).encode()
 
 
 def parse(data: object) -> Stored | VaryMarker:
@@ -129,12 +132,12 @@ def parse(data: object) -> Stored | VaryMarker:
         raise BadStoredResponse("not a stored response")
     try:
         if data.startswith(VARY_MAGIC):
-            key, headers = json.loads(data[len(VARY_MAGIC) :])
+            key, headers = json.loads(data[len(VARY_MAGIC) + len(_STAMP) :])
             return VaryMarker(str(key), [str(header) for header in headers])
         if not data.startswith(MAGIC):
             raise BadStoredResponse("not a stored response")
-        (length,) = _LENGTH.unpack_from(data, len(MAGIC))
-        start = len(MAGIC) + _LENGTH.size
+        (length,) = _LENGTH.unpack_from(data, len(MAGIC) + len(_STAMP))
+        start = len(MAGIC) + len(_STAMP) + _LENGTH.size
         status, headers, name, fast = json.loads(data[start : start + length])
         pairs = [(str(header), str(value)) for header, value in headers]
         return Stored(int(status), pairs, data[start + length :], str(name), bool(fast))

@@ -4,20 +4,15 @@ Counting never touches the cache: a hit stays one read of the store (one round t
 Redis) and no item of the user's cache holds counts.
 
 Under uWSGI with several workers the counts live in a table in memory shared by the
-workers of the instance: ``MAP_SHARED`` memory made by the master before it forks the
-workers, or, when the app is loaded in each worker (``lazy-apps``), a file named after
-the master (its pid and start time) in a directory of the user's own, mode 0700, in the
-temporary directory (``flask-uwsgicache-<uid>``; the next instance that starts removes
-the files of masters that are gone). Where the workers cannot meet (lazy-apps without a
-master, a directory or file that is not the user's own), each worker counts for itself
-and one log line says why. Each worker owns one segment of the table and is its only
-writer, so counting needs no lock between processes and costs an 8-byte write;
-``stats()`` adds the segments up, so every worker's counts are seen at once. A
-respawned worker continues its segment: totals survive ``max-requests`` recycling.
-``clear()`` gives the table a new random generation; a segment of another generation is
-not counted, and its worker starts it again from zero at its next event, so old totals
-do not come back. Processes other than workers (mules, spoolers), and apps outside
-uWSGI, count in their own memory.
+workers of the instance (:mod:`~flask_uwsgicache.sharedtables`); where the workers
+cannot meet, each worker counts for itself and one log line says why. Each worker owns
+one segment of the table and is its only writer, so counting needs no lock between
+processes and costs an 8-byte write; ``stats()`` adds the segments up, so every worker's
+counts are seen at once. A respawned worker continues its segment: totals survive ``max-
+requests`` recycling. ``clear()`` gives the table a new random generation; a segment of
+another generation is not counted, and its worker starts it again from zero at its next
+event, so old totals do not come back. Processes other than workers (mules, spoolers),
+and apps outside uWSGI, count in their own memory.
 
 Layout: a 64-byte header (``b"uCVC"``, the generation at offset 8), then one segment per
 worker id (1 .. ``uwsgi.numproc``): a 64-byte header (its generation) and
@@ -35,12 +30,11 @@ import logging
 import mmap
 import os
 import secrets
-import stat
 import struct
-import tempfile
 import threading
-from pathlib import Path
 from typing import Final
+
+from . import sharedtables
 
 logger = logging.getLogger("flask_uwsgicache")
 
@@ -97,105 +91,17 @@ def _worker_id() -> int:
 
 
 def _map_table(identity: str, workers: int) -> mmap.mmap | None:
-    """The shared table: anonymous when made before the fork, else a file named after
-    the master; None when the workers cannot meet (each counts for itself)."""
-    size = HEADER + workers * SEGMENT
-    import uwsgi
-
-    # worker_id() 0: the master (or the first process) before the fork
-    # (docs/uwsgi-cache2-facts.rst §14).
-    if uwsgi.worker_id() == 0:
-        table = mmap.mmap(-1, size)
+    """The counts table shared by the workers (:mod:`~flask_uwsgicache.sharedtables`),
+    or None when they cannot meet (each counts for itself)."""
+    table = sharedtables.map_table(
+        f"{LAYOUT}.counts",
+        identity,
+        HEADER + workers * SEGMENT,
+        "per-view counts are each worker's own",
+    )
+    if table is not None:
         table[:4] = MAGIC
-        return table
-    # Made in a worker (lazy-apps): the workers meet in a file named after the master
-    # (its pid and start time: a pid comes back, in a container after each restart).
-    owner = uwsgi.masterpid()
-    if not owner:
-        return _not_shared("the app is loaded in each worker and there is no master")
-    directory = _private_directory()
-    if directory is None:
-        return _not_shared(
-            f"no private directory of this user's in {tempfile.gettempdir()}"
-        )
-    digest = hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
-    started = int(getattr(uwsgi, "started_on", 0))
-    _remove_stale(directory, owner, started)
-    return open_table_file(directory / f"{owner}-{started}-{LAYOUT}-{digest}.counts", size)
-
-
-def _private_directory() -> Path | None:
-    """This user's directory for count files (made mode 0700 in the temporary
-    directory), or None if that name is taken by anything else."""
-    directory = Path(tempfile.gettempdir()) / f"flask-uwsgicache-{os.geteuid()}"
-    try:
-        directory.mkdir(mode=0o700, exist_ok=True)
-        found = os.lstat(directory)
-    except OSError:
-        return None
-    if (
-        not stat.S_ISDIR(found.st_mode)
-        or found.st_uid != os.geteuid()
-        or found.st_mode & 0o077
-    ):
-        return None
-    return directory
-
-
-def open_table_file(path: Path, size: int) -> mmap.mmap | None:
-    """The table in the file at ``path``, made with ``size`` zero bytes if it is not
-    there; None (and a log line) if it is not a plain file of this user's of at most
-    ``size`` bytes."""
-    try:
-        # Not a link, a plain file of this user's: a name in a shared directory may
-        # have been made by someone else, to have these writes land in their file.
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        descriptor = os.open(path, flags, 0o600)
-    except OSError as error:
-        return _not_shared(f"cannot open {path} ({error.strerror})")
-    try:
-        found = os.fstat(descriptor)
-        if (
-            not stat.S_ISREG(found.st_mode)
-            or found.st_uid != os.geteuid()
-            or found.st_nlink != 1
-            or found.st_mode & 0o077
-        ):
-            return _not_shared(f"{path} is not a private file of this user's")
-        if found.st_size < size:
-            os.ftruncate(descriptor, size)  # zeros; the same size from every worker
-        elif found.st_size > size:
-            return _not_shared(f"{path} belongs to an instance with more workers")
-        table = mmap.mmap(descriptor, size)
-    finally:
-        os.close(descriptor)
-    table[:4] = MAGIC
     return table
-
-
-def _not_shared(reason: str) -> mmap.mmap | None:
-    """None (no shared table), with a log line saying why."""
-    logger.warning("flask-uwsgicache: per-view counts are each worker's own: %s.", reason)
-    return None
-
-
-def _remove_stale(directory: Path, running: int, started: int) -> None:
-    """Remove the count files of uWSGI masters that are gone (never raises)."""
-    for path in directory.glob("*.counts"):
-        try:
-            owner, since = (int(part) for part in path.name.split("-")[:2])
-            if owner == running:
-                gone = since != started  # this pid, an earlier master
-            else:
-                try:
-                    os.kill(owner, 0)
-                    gone = False
-                except ProcessLookupError:
-                    gone = True
-            if gone:
-                path.unlink(missing_ok=True)
-        except Exception:  # not one of ours, or not ours to remove: leave it
-            continue
 
 
 # The tables of this process, by identity: two apps on one cache and prefix (two

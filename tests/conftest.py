@@ -31,6 +31,9 @@ from flask import Flask
 from flask_uwsgicache import BoundCache, UWSGICache
 from flask_uwsgicache.backends import running_under_uwsgi
 from flask_uwsgicache.backends.memory import MemoryBackend
+from flask_uwsgicache.responses import MAGIC, VARY_MAGIC
+
+STORED_MAGICS = (MAGIC, VARY_MAGIC)
 
 IN_UWSGI = running_under_uwsgi()
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,7 +161,8 @@ def stored_responses(cache: BoundCache) -> Callable[[], list[bytes]]:
         for key in space.own_keys():
             entry = cache.backend.get(key)
             value = cache.envelope.decode(key, entry) if entry is not None else None
-            if isinstance(value, bytes):
+            # Not the generations kept next to them (flask_uwsgicache.generations).
+            if isinstance(value, bytes) and value.startswith(STORED_MAGICS):
                 found.append(value)
         return found
 
@@ -313,6 +317,12 @@ class Server:
         with urllib.request.urlopen(request, timeout=30) as response:
             answer: dict[str, Any] = json.load(response)
         return answer
+
+    def text(self, path: str) -> str:
+        """The body of ``GET path``, as text."""
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            body: bytes = response.read()
+        return body.decode()
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
         """Stop it with ``sig`` (SIGINT: uWSGI reloads on SIGTERM); its exit status."""

@@ -15,7 +15,7 @@ import pytest
 import uwsgi
 from flask import Flask
 
-from flask_uwsgicache import BoundCache, UWSGICache
+from flask_uwsgicache import BoundCache, UWSGICache, edgeindex
 from flask_uwsgicache.backends.uwsgi import UWSGIBackend
 
 CACHE = os.environ.get("UWSGICACHE_TEST_CACHE", "default")
@@ -154,3 +154,39 @@ def test_a_refused_write_asks_uwsgi_once(cache: BoundCache) -> None:
     assert cache.set("one too many", 1) is False
     # One refusal, one "DANGER cache is FULL" line, one more in uWSGI's stats.
     assert backend._structure.full == refused + 1
+
+
+def test_an_edge_entry_is_found_by_its_paths_records_alone() -> None:
+    uwsgi.cache_clear(CACHE)
+    keys = [b"|a.test/p", b"|a.test/p?x=1", b"|b.test/p"]
+    for key in keys:
+        record = edgeindex.take(CACHE, "/p", key, 60)
+        assert record is not None and record.startswith(b"\0")
+        assert uwsgi.cache_update(key, b"body", 60, CACHE)
+        assert edgeindex.holds(CACHE, record, key)
+    assert uwsgi.cache_update(b"|a.test/q", b"other path", 60, CACHE)
+    # Storing the same entry again takes its own record again, not a new one.
+    assert edgeindex.take(CACHE, "p", keys[0], 60) == edgeindex.records("/p")[0]
+    assert edgeindex.forget(CACHE, "/p") == len(keys)
+    assert [uwsgi.cache_exists(key, CACHE) for key in keys] == [None] * len(keys)
+    assert not any(uwsgi.cache_exists(record, CACHE) for record in edgeindex.records("/p"))
+    assert uwsgi.cache_get(b"|a.test/q", CACHE) == b"other path"  # the control
+    assert edgeindex.forget(CACHE, "/p") == 0
+
+
+def test_a_delete_during_an_edge_store_is_seen_by_the_store() -> None:
+    uwsgi.cache_clear(CACHE)
+    record = edgeindex.take(CACHE, "/p", b"|a.test/p", 60)
+    assert record is not None
+    edgeindex.forget(CACHE, "/p")  # between taking the record and writing the entry
+    assert not edgeindex.holds(CACHE, record, b"|a.test/p")  # so the store undoes it
+
+
+def test_a_path_has_a_bounded_number_of_edge_entries() -> None:
+    uwsgi.cache_clear(CACHE)
+    taken = [
+        edgeindex.take(CACHE, "/p", f"|a.test/p?n={number}".encode(), 60)
+        for number in range(edgeindex.VARIANTS + 1)
+    ]
+    assert None not in taken[:-1] and taken[-1] is None
+    assert edgeindex.take(CACHE, "/other", b"|a.test/other", 60) is not None  # control

@@ -113,6 +113,31 @@ def test_the_cached_slow_view_runs_once_for_many_requests(
     assert slow == {"hits": 7, "misses": 1, "refused": 0}
 
 
+@pytest.mark.parametrize("loading", [[], ["--lazy-apps"]], ids=["preforked", "lazy-apps"])
+def test_delete_edge_in_one_worker_is_seen_by_every_worker(
+    start_uwsgi: Start, loading: list[str]
+) -> None:
+    # /news is cached the normal way here (no edge cache); delete_edge ends its path's
+    # generation in a table the workers share (flask_uwsgicache.generations).
+    server = start_uwsgi(deploy_args(*loading), LOCAL)
+    bodies: list[str] = []
+    pids: set[int] = set()
+
+    def fetch_news() -> None:
+        for _ in range(5):
+            bodies.append(server.text("/news"))
+            pids.add(server.json("/counter")["pid"])
+
+    in_parallel(8, fetch_news)
+    assert len(pids) > 1 and {"render number 1" in body for body in bodies} == {True}
+    assert server.json("/news/refresh", "POST")["deleted"] is True
+    bodies.clear()
+    in_parallel(8, fetch_news)
+    assert len(pids) > 1 and len(bodies) == 40
+    assert {"render number 2" in body for body in bodies} == {True}  # no stale copy
+    assert server.json("/stats")["news_renders"] == 2
+
+
 def test_per_view_counts_survive_worker_recycling(start_uwsgi: Start) -> None:
     args = deploy_args("--max-requests", "10", "--min-worker-lifetime", "1")
     server = start_uwsgi(args, LOCAL)

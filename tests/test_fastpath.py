@@ -9,7 +9,8 @@ import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 
-from flask_uwsgicache import BoundCache, UWSGICache
+from flask_uwsgicache import UWSGICache
+from flask_uwsgicache.generations import ResponseSpace
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -119,13 +120,13 @@ def test_an_uncached_app_is_untouched(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookups: list[str] = []
-    original = BoundCache.get
+    original = ResponseSpace.get
 
-    def get(cache: BoundCache, key: str, default: Any = None) -> Any:
+    def get(space: ResponseSpace, key: str, default: Any = None) -> Any:
         lookups.append(key)
-        return original(cache, key, default)
+        return original(space, key, default)
 
-    monkeypatch.setattr(BoundCache, "get", get)
+    monkeypatch.setattr(ResponseSpace, "get", get)
     plain, control = (make_app(UWSGICACHE_BACKEND="memory") for _ in range(2))
     for app in (plain, control):
         app.route("/")(lambda: "plain")

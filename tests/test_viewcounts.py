@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from flask_uwsgicache import viewcounts
+from flask_uwsgicache import sharedtables, viewcounts
 from flask_uwsgicache.viewcounts import HIT, MISS, NAME_SIZE, ViewCounts, shown_name
 
 
@@ -102,7 +102,7 @@ def test_only_files_of_masters_that_are_gone_are_removed(tmp_path: Path) -> None
     ]
     for path in kept + removed:
         path.write_bytes(b"")
-    viewcounts._remove_stale(tmp_path, running, started)
+    sharedtables.remove_stale(tmp_path, running, started)
     assert sorted(tmp_path.iterdir()) == sorted(kept)
 
 
@@ -110,10 +110,10 @@ def test_the_counts_directory_is_private(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
-    directory = viewcounts._private_directory()
+    directory = sharedtables.private_directory()
     assert directory is not None and directory.stat().st_mode & 0o777 == 0o700
     directory.chmod(0o755)  # opened up (or made by someone else): not used
-    assert viewcounts._private_directory() is None
+    assert sharedtables.private_directory() is None
     directory.rmdir()
     directory.symlink_to(tmp_path)
-    assert viewcounts._private_directory() is None
+    assert sharedtables.private_directory() is None

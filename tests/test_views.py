@@ -17,7 +17,7 @@ from flask_uwsgicache.backends import UnavailableBackend
 from flask_uwsgicache.flight import lease_key
 from flask_uwsgicache.keys import RESULTS
 from flask_uwsgicache.responses import MAGIC
-from flask_uwsgicache.viewcounts import open_table_file
+from flask_uwsgicache.sharedtables import open_table_file
 
 Lines = Callable[[], list[str]]
 
@@ -454,6 +454,9 @@ def test_cache_faults_never_reach_the_client(
     assert broken_client.get("/json").json == {"ok": True}
 
 
+PURPOSE = "per-view counts are each worker's own"
+
+
 def test_the_counts_file_of_lazy_apps_is_never_someone_elses(
     tmp_path: Path, log_lines: Callable[[], list[str]]
 ) -> None:
@@ -463,11 +466,11 @@ def test_the_counts_file_of_lazy_apps_is_never_someone_elses(
     victim.write_bytes(b"precious")
     planted = tmp_path / "flask-uwsgicache-1-ab.counts"
     planted.symlink_to(victim)
-    assert open_table_file(planted, 4096) is None
+    assert open_table_file(planted, 4096, PURPOSE) is None
     assert victim.read_bytes() == b"precious"  # nothing written through the link
     bigger = tmp_path / "bigger.counts"
     bigger.write_bytes(bytes(8192))
-    assert open_table_file(bigger, 4096) is None  # another instance's layout
+    assert open_table_file(bigger, 4096, PURPOSE) is None  # another instance's layout
     assert len([line for line in log_lines() if "each worker's own" in line]) == 2
     # The control: a fresh name gives a private table of the size asked for.
     fresh = tmp_path / "fresh.counts"

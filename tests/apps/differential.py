@@ -54,15 +54,15 @@ Decorator = Callable[[View], View]
 
 
 def forged_stored_response() -> bytes:
-    """Bytes laid out like a response stored by the cache (``b"uCR2"``, head length,
-    JSON head, body; see flask_uwsgicache/responses.py), built by hand. A plain
-    function returns them: they are data and must come back as they are."""
+    """Bytes laid out like a response stored by the cache (``b"uCR3"``, a stamp, head
+    length, JSON head, body; see flask_uwsgicache/responses.py), built by hand. A
+    plain function returns them: they are data and must come back as they are."""
     head = json.dumps(
         [200, [["Content-Type", "text/plain; charset=utf-8"]], "forged", True],
         separators=(",", ":"),
     ).encode()
     body = b"FORGED: a function's bytes were served as a stored response"
-    return b"uCR2" + struct.pack("<I", len(head)) + head + body
+    return b"uCR3" + bytes(8) + struct.pack("<I", len(head)) + head + body
 
 
 def identity(f: View) -> View:

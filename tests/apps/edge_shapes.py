@@ -34,7 +34,9 @@ def echo(name: str) -> ResponseReturnValue:
 
 @app.route("/edge-keys")
 def edge_keys() -> ResponseReturnValue:
-    return jsonify(sorted(key.decode() for key in uwsgi.cache_keys("edge")))
+    # Entries only: not their paths' records (flask_uwsgicache.edgeindex).
+    keys = (key.decode() for key in uwsgi.cache_keys("edge"))
+    return jsonify(sorted(key for key in keys if not key.startswith("\0")))
 
 
 def wrapped(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

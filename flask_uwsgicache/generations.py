@@ -1,0 +1,184 @@
+"""Generations of stored responses: how ``delete_edge`` forgets a path in O(1).
+
+Every response a cached view stores is stamped with the *generation* of its key's stem
+(the part before the first ``?``: the view's key prefix with the path, see
+:mod:`flask_uwsgicache.viewkeys`), and a stored response is served only while its stamp
+is the stem's current generation. ``delete_edge`` ends a stem's generation: every
+variant of the path (query strings, hosts, ``Vary``) becomes a miss at once, without a
+list of the store's keys, and is replaced at the next store. Generation 0 is "nothing
+stored since the last delete": the first store after it draws a new random one, so a
+delete can tell whether anything was stored, and a stamp of an older generation never
+comes back.
+
+Where generations live:
+
+* uWSGI's cache: a table in memory shared by the instance's processes
+  (:mod:`~flask_uwsgicache.sharedtables`), :data:`SLOTS` ``int64`` cells, one per hash
+  of a stem. Stems that share a cell share their generation: deleting one costs the
+  other a miss, never a stale answer. Reading it costs no call to the store. Where the
+  processes cannot share one, there are no generations (:func:`for_store` says None)
+  and ``delete_edge`` lists the store's keys as before.
+* the memory stand-in: the same table in the process's memory (its store is the
+  process's own too).
+* Redis: a key per stem in the store, read with the response in one round trip
+  (``MGET``), so every machine sees a delete at once. A generation key that Redis
+  evicts is a generation ended: misses, never stale answers.
+
+A response computed before a delete and stored after it carries the new generation:
+like every cache, the store cannot tell when the data it was computed from changed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+import zlib
+from typing import TYPE_CHECKING, Any, Final
+
+from . import sharedtables
+
+if TYPE_CHECKING:
+    from .cache import KeyValueCache
+
+#: Cells of a generations table (8 bytes each: 512 KiB, touched as stems are used).
+SLOTS: Final = 65536
+#: Where a stored response holds its stamp (:mod:`flask_uwsgicache.responses`).
+STAMP_AT: Final = 4
+_STAMP: Final = struct.Struct("<q")
+_NONE: Final = bytes(_STAMP.size)
+
+
+def stem_of(key: str) -> str:
+    """The stem of a view key (what comes before the first ``?``)."""
+    return key.partition("?")[0]
+
+
+def _new_generation() -> int:
+    # Random, not the old one plus one: two processes starting a generation at once
+    # cannot draw the same one, nor one that brings an older stamp back.
+    return secrets.randbits(63) + 1
+
+
+class TableGenerations:
+    """Generations in a table of ``int64`` cells (shared memory, or the process's)."""
+
+    def __init__(self, table: Any) -> None:
+        self._cells = memoryview(table).cast("q")
+
+    def _cell(self, key: str) -> int:
+        return zlib.crc32(stem_of(key).encode("utf-8", "surrogatepass")) & (SLOTS - 1)
+
+    def current(self, space: KeyValueCache, key: str) -> tuple[Any, bytes]:
+        """``(what space holds under key, the stamp it must carry)``; the stamp is
+        zeros when nothing may be served (nothing is read then)."""
+        generation = self._cells[self._cell(key)]
+        if not generation:
+            return None, _NONE
+        return space.get(key), _STAMP.pack(generation)
+
+    def for_write(self, space: KeyValueCache, key: str) -> bytes:
+        """The stamp of a response stored under ``key`` now."""
+        cell = self._cell(key)
+        generation = self._cells[cell]
+        if not generation:
+            generation = self._cells[cell] = _new_generation()
+        return _STAMP.pack(generation)
+
+    def end(self, space: KeyValueCache, stem: str) -> bool:
+        """End ``stem``'s generation; True if something may have been stored in it."""
+        cell = self._cell(stem)
+        ended = self._cells[cell] != 0
+        self._cells[cell] = 0
+        return ended
+
+
+class StoreGenerations:
+    """Generations under keys of the responses' store, next to the responses."""
+
+    @staticmethod
+    def _key(key: str) -> str:
+        # No view key starts with NUL: views' keys start with their key prefix.
+        return "\0generation " + stem_of(key)
+
+    def current(self, space: KeyValueCache, key: str) -> tuple[Any, bytes]:
+        stored, generation = space.get_many(key, self._key(key))
+        if type(generation) is not bytes or len(generation) != _STAMP.size:
+            return None, _NONE
+        return stored, generation
+
+    def for_write(self, space: KeyValueCache, key: str) -> bytes:
+        generation_key = self._key(key)
+        space.add(generation_key, _STAMP.pack(_new_generation()), 0)
+        generation = space.get(generation_key)
+        if type(generation) is not bytes or len(generation) != _STAMP.size:
+            return _NONE  # refused or gone at once: what is stored is never served
+        return generation
+
+    def end(self, space: KeyValueCache, stem: str) -> bool:
+        return space.delete(self._key(stem))
+
+
+Generations = TableGenerations | StoreGenerations
+
+# The shared tables of this process, by identity (cache and prefix): two apps on one
+# cache and prefix must end each other's generations.
+_TABLES: dict[str, TableGenerations] = {}
+
+
+def for_store(kind: str, identity: str) -> Generations | None:
+    """The generations of responses in a store of this ``kind`` (a backend's
+    ``name``) for ``identity``, or None where they cannot be kept (delete_edge then
+    lists the store's keys)."""
+    if kind == "memory":
+        return TableGenerations(bytearray(SLOTS * _STAMP.size))
+    if kind != "uwsgi":
+        return StoreGenerations()
+    found = _TABLES.get(identity)
+    if found is None:
+        table = sharedtables.map_table(
+            "v1.generations",
+            identity,
+            SLOTS * _STAMP.size,
+            "delete_edge() lists every key of the cache",
+        )
+        if table is None:
+            return None
+        found = _TABLES[identity] = TableGenerations(table)
+    return found
+
+
+class ResponseSpace:
+    """The responses' key space of a cache whose stored responses carry stamps: what
+    it holds is served only under its stem's current generation, and what goes in is
+    stamped. Everything else is the space's own (``__getattr__``)."""
+
+    def __init__(self, space: KeyValueCache, generations: Generations) -> None:
+        self._space = space
+        self.generations = generations
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._space, name)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The stored response (or marker) under ``key`` if it carries the current
+        stamp of its stem, else ``default``."""
+        stored, stamp = self.generations.current(self._space, key)
+        if (
+            type(stored) is bytes
+            and stamp != _NONE
+            and stored[STAMP_AT : STAMP_AT + _STAMP.size] == stamp
+        ):
+            return stored
+        return default
+
+    def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
+        """Store ``value`` (bytes of :mod:`~flask_uwsgicache.responses`) stamped with
+        its stem's current generation."""
+        if type(value) is bytes and len(value) >= STAMP_AT + _STAMP.size:
+            stamp = self.generations.for_write(self._space, key)
+            value = value[:STAMP_AT] + stamp + value[STAMP_AT + _STAMP.size :]
+        return self._space.set(key, value, timeout)
+
+    def end(self, stem: str) -> bool:
+        """End ``stem``'s generation (see the module docstring)."""
+        return self.generations.end(self._space, stem)
