@@ -3,7 +3,7 @@
 ``uwsgi --cache2 name=growth,items=...,blocksize=512,keysize=128 --pyrun
 benchmarks/growth.py`` with BENCH_OUT (a JSON file to write), BENCH_SIZES (item counts,
 comma separated), BENCH_NUMBER (calls per round of a fast operation) and BENCH_SLOW_REPS
-(timed calls of ``clear()`` and ``delete_edge``, which walk the store) in the
+(timed calls of ``clear()``, which walks the store, and ``delete_edge``) in the
 environment. At each size the store is emptied and filled with this package's ``set``
 of small values, then this package (signed, as with a ``SECRET_KEY``) and Flask-Caching's
 uWSGI backend do the same operations on it, interleaved; the sizes are measured
@@ -160,7 +160,7 @@ def fastest(timers: dict[str, dict[str, Timer]]) -> dict[str, dict[str, float]]:
 
 def time_delete_edge(setup: Setup, reps: int) -> float:
     """The fastest of ``reps`` calls of ``delete_edge`` for the cached view's path (the
-    first deletes the stored page; each call lists the store's keys)."""
+    first forgets the stored page)."""
     with setup.ours_app.app_context():
         return per_call(lambda: setup.ext.delete_edge("/view"), reps)()
 

@@ -32,9 +32,11 @@ def map_table(kind: str, identity: str, size: int, purpose: str) -> mmap.mmap | 
 
     owner = uwsgi.masterpid()
     # worker_id() 0 in the process that forks the workers, before the fork; a mule
-    # loading the app (lazy-apps) has worker id 0 too, but is not the master
-    # (docs/uwsgi-cache2-facts.rst §14).
-    if uwsgi.worker_id() == 0 and owner in (0, os.getpid()):
+    # has worker id 0 too, but is not the master. Without a master and with one
+    # process (--pyrun too) there is no one to share with (docs/uwsgi-cache2-facts.rst
+    # §14).
+    alone = not owner and uwsgi.numproc == 1
+    if alone or (uwsgi.worker_id() == 0 and owner in (0, os.getpid())):
         return mmap.mmap(-1, size)
     # Made after the fork: the processes meet in a file named after the master (its pid
     # and start time: a pid comes back, in a container after each restart).
