@@ -21,8 +21,9 @@ Where generations live:
 * the memory stand-in: the same table in the process's memory (its store is the
   process's own too).
 * Redis: a key per stem in the store, read with the response in one round trip
-  (``MGET``), so every machine sees a delete at once. A generation key that Redis
-  evicts is a generation ended: misses, never stale answers.
+  (``MGET``), so every machine sees a delete at once. It expires with the response
+  that started it. A generation key that expires or that Redis evicts is a generation
+  ended: misses, never stale answers.
 
 A response computed before a delete and stored after it carries the new generation:
 like every cache, the store cannot tell when the data it was computed from changed.
@@ -76,8 +77,8 @@ class TableGenerations:
             return None, _NONE
         return space.get(key), _STAMP.pack(generation)
 
-    def for_write(self, space: KeyValueCache, key: str) -> bytes:
-        """The stamp of a response stored under ``key`` now."""
+    def for_write(self, space: KeyValueCache, key: str, timeout: float | None) -> bytes:
+        """The stamp of a response stored under ``key`` now for ``timeout``."""
         cell = self._cell(key)
         generation = self._cells[cell]
         if not generation:
@@ -106,9 +107,11 @@ class StoreGenerations:
             return None, _NONE
         return stored, generation
 
-    def for_write(self, space: KeyValueCache, key: str) -> bytes:
+    def for_write(self, space: KeyValueCache, key: str, timeout: float | None) -> bytes:
         generation_key = self._key(key)
-        space.add(generation_key, _STAMP.pack(_new_generation()), 0)
+        # As long as the response that starts it: a key per path ever cached would
+        # pile up in Redis. A response stored later that outlives it is a miss then.
+        space.add(generation_key, _STAMP.pack(_new_generation()), timeout)
         generation = space.get(generation_key)
         if type(generation) is not bytes or len(generation) != _STAMP.size:
             return _NONE  # refused or gone at once: what is stored is never served
@@ -175,7 +178,7 @@ class ResponseSpace:
         """Store ``value`` (bytes of :mod:`~flask_uwsgicache.responses`) stamped with
         its stem's current generation."""
         if type(value) is bytes and len(value) >= STAMP_AT + _STAMP.size:
-            stamp = self.generations.for_write(self._space, key)
+            stamp = self.generations.for_write(self._space, key, timeout)
             value = value[:STAMP_AT] + stamp + value[STAMP_AT + _STAMP.size :]
         return self._space.set(key, value, timeout)
 
