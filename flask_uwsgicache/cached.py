@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from flask import (
     Response,
@@ -312,17 +313,21 @@ class CachedMixin(CacheOwner):
 
     def delete_edge(self, path: str) -> bool:
         """Forget what ``cached`` views stored for ``path`` (as ``request.path`` says
-        it; any query string, host or ``Vary`` variant), at the edge and in the cache:
-        the next request runs the view. True if anything was deleted. See
-        :meth:`BoundCache.delete_edge`."""
+        it, or percent-encoded as ``url_for`` writes it; any query string, host or
+        ``Vary`` variant), at the edge and in the cache: the next request runs the
+        view. True if a response may have been stored for it since it was last
+        forgotten. See :meth:`BoundCache.delete_edge`."""
         cache = self.cache
         budget = cache.responses.stem_budget
-        quoted = quoted_path(path)
-        stems = {
-            path_stem(key_prefix, quoted, budget)
-            for key_prefix in self.path_key_prefixes or ("view/%s",)
-        }
-        return cache.delete_edge(path, stems)
+        prefixes = self.path_key_prefixes or ("view/%s",)
+        forgotten = [
+            cache.delete_edge(
+                form,
+                {path_stem(prefix, quoted_path(form), budget) for prefix in prefixes},
+            )
+            for form in dict.fromkeys((path, unquote(path)))
+        ]
+        return any(forgotten)
 
     def delete_cached(
         self,
@@ -336,7 +341,9 @@ class CachedMixin(CacheOwner):
         view keyed by its path this forgets every copy of that path, whatever its
         query string (``query_args`` is accepted, and more is forgotten), method, host
         or ``Vary`` variant, in the cache and at the edge: what :meth:`delete_edge`
-        does, which needs no request. True if anything was deleted."""
+        does, which needs no request. True if anything was deleted (for a view keyed
+        by its path: if a response may have been stored since it was last
+        forgotten)."""
         if not getattr(f, "_uwsgicache_from_path", False):
             key = f.make_cache_key(**kwargs)  # type: ignore[attr-defined]
             return bool(self.cache.delete(key))

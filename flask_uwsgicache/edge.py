@@ -167,36 +167,16 @@ class Edge:
             self.log.warning("EdgeSkipped", f"flask-uwsgicache: not put at the edge: {why}")
             return False
         assert key is not None
-        import uwsgi
-
-        body = response.get_data()
-        # uWSGI counts expiry in whole seconds; cache_update answers None, never
-        # False, when it refuses (docs/uwsgi-cache2-facts.rst §1, §2). The key as the
-        # route sees it: the request's raw bytes (WSGI strs are latin-1; a str would go
-        # to uWSGI as UTF-8, another request's key).
+        # The key as the route sees it: the request's raw bytes (WSGI strs are
+        # latin-1; a str would go to uWSGI as UTF-8, another request's key).
         raw_key = key.encode("latin-1")
         path = edgeindex.request_path(environ)
-        expires = math.ceil(timeout)
-        record = edgeindex.take(name, path, raw_key, expires)
-        if record is None:
-            self.log.warning(
-                "EdgeSkipped",
-                f"flask-uwsgicache: not put at the edge: {path[:80]!r} has "
-                f"{edgeindex.VARIANTS} entries there already (hosts and query "
-                f"strings), or edge cache {name!r} is full",
-            )
-            return False
-        if uwsgi.cache_update(raw_key, body, expires, name) is None:
+        why = edgeindex.put(name, path, raw_key, response.get_data(), math.ceil(timeout))
+        if why is not None:
             self.log.warning(
                 "EdgeRefused",
-                f"flask-uwsgicache: edge cache {name!r} refused {key[:80]!r} "
-                f"({len(body)} bytes): larger than blocksize, key longer than keysize, "
-                f"or the cache is full",
+                f"flask-uwsgicache: {key[:80]!r} is not put at the edge: {why}",
             )
-            uwsgi.cache_del(record, name)
-            return False
-        if not edgeindex.holds(name, record, raw_key):
-            uwsgi.cache_del(raw_key, name)  # a delete_edge took its record meanwhile
             return False
         return True
 

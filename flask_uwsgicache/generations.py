@@ -15,15 +15,17 @@ Where generations live:
 * uWSGI's cache: a table in memory shared by the instance's processes
   (:mod:`~flask_uwsgicache.sharedtables`), :data:`SLOTS` ``int64`` cells, one per hash
   of a stem. Stems that share a cell share their generation: deleting one costs the
-  other a miss, never a stale answer. Reading it costs no call to the store. Where the
-  processes cannot share one, there are no generations (:func:`for_store` says None)
-  and ``delete_edge`` lists the store's keys as before.
+  other a miss, never a stale answer. Reading it costs no call to the store. Where no
+  process can share one (lazy-apps without a master), there are no generations
+  (:func:`for_store` says None) and ``delete_edge`` lists the store's keys; a process
+  that could not open the table the others share serves no stored response (it could
+  not see their deletes) and deletes by listing the keys.
 * the memory stand-in: the same table in the process's memory (its store is the
   process's own too).
-* Redis: a key per stem in the store, read with the response in one round trip
-  (``MGET``), so every machine sees a delete at once. It expires with the response
-  that started it. A generation key that expires or that Redis evicts is a generation
-  ended: misses, never stale answers.
+* Redis: a key per stem in the versions' space, read with the response in one
+  round trip (``MGET``), so every machine sees a delete at once. It lasts twice the
+  timeout of the response that started it. A generation key that expires or that Redis
+  evicts is a generation ended: misses, never stale answers.
 
 A response computed before a delete and stored after it carries the new generation:
 like every cache, the store cannot tell when the data it was computed from changed.
@@ -36,7 +38,10 @@ import struct
 import zlib
 from typing import TYPE_CHECKING, Any, Final
 
-from . import sharedtables
+from . import sharedtables, timeouts
+from .errors import InvalidKeyError
+from .keys import VERSIONS
+from .keyspaces import KNOWN_KEYS
 
 if TYPE_CHECKING:
     from .cache import KeyValueCache
@@ -65,9 +70,18 @@ class TableGenerations:
 
     def __init__(self, table: Any) -> None:
         self._cells = memoryview(table).cast("q")
+        #: The cells of the keys seen lately (a hit computes none): emptied when full.
+        self._known: dict[str, int] = {}
 
     def _cell(self, key: str) -> int:
-        return zlib.crc32(stem_of(key).encode("utf-8", "surrogatepass")) & (SLOTS - 1)
+        cell = self._known.get(key)
+        if cell is None:
+            stem = stem_of(key).encode("utf-8", "surrogatepass")
+            cell = zlib.crc32(stem) & (SLOTS - 1)
+            if len(self._known) >= KNOWN_KEYS:
+                self._known.clear()
+            self._known[key] = cell
+        return cell
 
     def current(self, space: KeyValueCache, key: str) -> tuple[Any, bytes]:
         """``(what space holds under key, the stamp it must carry)``; the stamp is
@@ -94,34 +108,74 @@ class TableGenerations:
 
 
 class StoreGenerations:
-    """Generations under keys of the responses' store, next to the responses."""
+    """Generations under keys of the versions' space (which lives where the responses
+    do: :data:`~flask_uwsgicache.keys.RECOMPUTABLE`), read with the responses."""
 
     @staticmethod
     def _key(key: str) -> str:
-        # No view key starts with NUL: views' keys start with their key prefix.
-        return "\0generation " + stem_of(key)
+        return "generation:" + stem_of(key)  # memoize's versions are "memver:..."
 
     def current(self, space: KeyValueCache, key: str) -> tuple[Any, bytes]:
-        stored, generation = space.get_many(key, self._key(key))
+        versions = space.space(VERSIONS)
+        try:
+            storage_key = space.storage_key(key)
+            generation_key = versions.storage_key(self._key(key))
+        except InvalidKeyError:
+            return None, _NONE
+        # One round trip (MGET): both spaces are in the responses' store.
+        entry, generation_entry = space.backend.get_many([storage_key, generation_key])
+        if entry is None or generation_entry is None:
+            return None, _NONE
+        generation = versions._value(generation_key, generation_entry, None)
         if type(generation) is not bytes or len(generation) != _STAMP.size:
             return None, _NONE
-        return stored, generation
+        return space._value(storage_key, entry, None), generation
 
     def for_write(self, space: KeyValueCache, key: str, timeout: float | None) -> bytes:
+        versions = space.space(VERSIONS)
         generation_key = self._key(key)
-        # As long as the response that starts it: a key per path ever cached would
-        # pile up in Redis. A response stored later that outlives it is a miss then.
-        space.add(generation_key, _STAMP.pack(_new_generation()), timeout)
-        generation = space.get(generation_key)
+        generation = versions.get(generation_key)
+        if type(generation) is not bytes or len(generation) != _STAMP.size:
+            # Twice as long as the response that starts it (a key per path ever
+            # cached would pile up in Redis), and never made longer: a write that
+            # lengthened it could bring back one that a delete_edge just removed.
+            # A response stored later that outlives it becomes a miss then.
+            seconds = space.default_timeout if timeout is None else timeout
+            lasts = min(2 * seconds, timeouts.MAX_TIMEOUT)
+            new = _STAMP.pack(_new_generation())
+            if versions.add(generation_key, new, lasts):
+                generation = new
+            else:  # another process started it first, or the write was refused
+                generation = versions.get(generation_key)
         if type(generation) is not bytes or len(generation) != _STAMP.size:
             return _NONE  # refused or gone at once: what is stored is never served
         return generation
 
     def end(self, space: KeyValueCache, stem: str) -> bool:
-        return space.delete(self._key(stem))
+        versions = space.space(VERSIONS)
+        # The backend's own delete: an unreachable store raises, and delete_edge says so.
+        return versions.backend.delete(versions.storage_key(self._key(stem)))
 
 
-Generations = TableGenerations | StoreGenerations
+class UnsharedGenerations:
+    """A process that could not open the table its instance's other processes share
+    (lazy-apps, a file it could not open): it serves no stored response, since it
+    cannot see their deletes, and deletes by listing the store's keys."""
+
+    def current(self, space: KeyValueCache, key: str) -> tuple[Any, bytes]:
+        return None, _NONE
+
+    def for_write(self, space: KeyValueCache, key: str, timeout: float | None) -> bytes:
+        return _NONE
+
+    def end(self, space: KeyValueCache, stem: str) -> bool:
+        deleted = False
+        for found in space.own_keys(stem.encode("utf-8", "surrogatepass")):
+            deleted = space.backend.delete(found) or deleted
+        return deleted
+
+
+Generations = TableGenerations | StoreGenerations | UnsharedGenerations
 
 # The shared tables of this process, by identity (cache and prefix): two apps on one
 # cache and prefix must end each other's generations.
@@ -130,8 +184,8 @@ _TABLES: dict[str, TableGenerations] = {}
 
 def for_store(kind: str, identity: str) -> Generations | None:
     """The generations of responses in a store of this ``kind`` (a backend's
-    ``name``) for ``identity``, or None where they cannot be kept (delete_edge then
-    lists the store's keys)."""
+    ``name``) for ``identity``, or None where no process of the instance can keep
+    them (lazy-apps without a master: delete_edge then lists the store's keys)."""
     if kind == "memory":
         return TableGenerations(bytearray(SLOTS * _STAMP.size))
     if kind != "uwsgi":
@@ -145,7 +199,11 @@ def for_store(kind: str, identity: str) -> Generations | None:
             "delete_edge() lists every key of the cache",
         )
         if table is None:
-            return None
+            import uwsgi
+
+            # With a master, the other processes may have the table this one could
+            # not open: serving stored responses here could outlive their deletes.
+            return UnsharedGenerations() if uwsgi.masterpid() else None
         found = _TABLES[identity] = TableGenerations(table)
     return found
 

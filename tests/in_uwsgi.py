@@ -160,13 +160,14 @@ def test_an_edge_entry_is_found_by_its_paths_records_alone() -> None:
     uwsgi.cache_clear(CACHE)
     keys = [b"|a.test/p", b"|a.test/p?x=1", b"|b.test/p"]
     for key in keys:
-        record = edgeindex.take(CACHE, "/p", key, 60)
-        assert record is not None and record.startswith(b"\0")
+        taken = edgeindex.take(CACHE, "/p", key, 60)
+        assert taken is not None and taken[0].startswith(b"\0")
         assert uwsgi.cache_update(key, b"body", 60, CACHE)
-        assert edgeindex.holds(CACHE, record, key)
+        assert edgeindex.keep(CACHE, *taken, 60)
     assert uwsgi.cache_update(b"|a.test/q", b"other path", 60, CACHE)
-    # Storing the same entry again takes its own record again, not a new one.
-    assert edgeindex.take(CACHE, "p", keys[0], 60) == edgeindex.records("/p")[0]
+    # Storing the same entry again takes its own record over, not a new one.
+    again = edgeindex.take(CACHE, "p", keys[0], 60)
+    assert again is not None and again[0] == edgeindex.records("/p")[0]
     assert edgeindex.forget(CACHE, "/p") == len(keys)
     assert [uwsgi.cache_exists(key, CACHE) for key in keys] == [None] * len(keys)
     assert not any(uwsgi.cache_exists(record, CACHE) for record in edgeindex.records("/p"))
@@ -174,19 +175,48 @@ def test_an_edge_entry_is_found_by_its_paths_records_alone() -> None:
     assert edgeindex.forget(CACHE, "/p") == 0
 
 
-def test_a_delete_during_an_edge_store_is_seen_by_the_store() -> None:
+def test_a_store_whose_record_was_taken_meanwhile_undoes_its_write() -> None:
     uwsgi.cache_clear(CACHE)
-    record = edgeindex.take(CACHE, "/p", b"|a.test/p", 60)
-    assert record is not None
-    edgeindex.forget(CACHE, "/p")  # between taking the record and writing the entry
-    assert not edgeindex.holds(CACHE, record, b"|a.test/p")  # so the store undoes it
+    first = edgeindex.take(CACHE, "/p", b"|a.test/p", 60)
+    assert first is not None
+    edgeindex.forget(CACHE, "/p")  # a delete between taking the record and keeping it
+    assert not edgeindex.keep(CACHE, *first, 60)
+    # A later store of the same entry takes the record over: the earlier one (computed
+    # before a delete, written after the later one) finds it is not its own any more.
+    early = edgeindex.take(CACHE, "/p", b"|a.test/p", 60)
+    late = edgeindex.take(CACHE, "/p", b"|a.test/p", 60)
+    assert early is not None and late is not None and early[0] == late[0]
+    assert not edgeindex.keep(CACHE, *early, 60)
+    assert edgeindex.keep(CACHE, *late, 60)  # the control
 
 
-def test_a_path_has_a_bounded_number_of_edge_entries() -> None:
+def test_a_path_full_of_other_variants_makes_room_at_random() -> None:
     uwsgi.cache_clear(CACHE)
-    taken = [
-        edgeindex.take(CACHE, "/p", f"|a.test/p?n={number}".encode(), 60)
-        for number in range(edgeindex.VARIANTS + 1)
-    ]
-    assert None not in taken[:-1] and taken[-1] is None
-    assert edgeindex.take(CACHE, "/other", b"|a.test/other", 60) is not None  # control
+    for number in range(edgeindex.VARIANTS):  # entries for a few (the cache is small)
+        key = f"|junk{number}.test/p".encode()
+        assert edgeindex.take(CACHE, "/p", key, 60) is not None
+        if number < 2:  # the reference line has 19 usable items
+            assert uwsgi.cache_update(key, b"junk", 60, CACHE)
+    # Hosts a client made up fill every record; the real page still gets one, and an
+    # entry whose record it took is deleted with it: never left without a record.
+    assert edgeindex.put(CACHE, "/p", b"|a.test/p", b"page", 60) is None
+    named = {uwsgi.cache_get(record, CACHE) for record in edgeindex.records("/p")}
+    entries = [key for key in uwsgi.cache_keys(CACHE) if key.startswith(b"|")]
+    assert b"|a.test/p" in entries
+    assert all(
+        any(value[edgeindex.TOKEN :] == key for value in named if value) for key in entries
+    )
+    assert edgeindex.forget(CACHE, "/p") == len(entries)
+    assert not [key for key in uwsgi.cache_keys(CACHE) if key.startswith(b"|")]
+
+
+def test_a_refused_edge_write_leaves_no_entry_behind() -> None:
+    # An older copy of the entry is there; a new store of it is refused (too large):
+    # the copy goes too, or no delete could find it once its record was taken over.
+    uwsgi.cache_clear(CACHE)
+    assert edgeindex.put(CACHE, "/p", b"|a.test/p", b"old page", 60) is None
+    assert uwsgi.cache_get(b"|a.test/p", CACHE) == b"old page"  # the control
+    why = edgeindex.put(CACHE, "/p", b"|a.test/p", b"x" * (2 << 20), 60)  # > any cache here
+    assert why is not None and "refused" in why
+    assert uwsgi.cache_exists(b"|a.test/p", CACHE) is None
+    assert not any(uwsgi.cache_exists(record, CACHE) for record in edgeindex.records("/p"))

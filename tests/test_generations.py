@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flask import Flask, request
+from flask import Flask, request, url_for
 
 from flask_uwsgicache import BoundCache, UWSGICache, generations
 from flask_uwsgicache.backends.redis import RedisBackend
+from flask_uwsgicache.errors import BackendUnavailableError
+from flask_uwsgicache.keys import VERSIONS
 
 RedisServer = Any  # tests/conftest.py's RedisServer
 
@@ -24,7 +26,7 @@ def counted_page(app: Flask, ext: UWSGICache, *paths: str) -> list[str]:
     """A cached view at ``paths``; the list of the requests it ran for."""
     runs: list[str] = []
 
-    def page() -> str:
+    def page(**_arguments: str) -> str:
         runs.append(request.full_path)
         return f"page {len(runs)}"
 
@@ -62,11 +64,7 @@ def test_a_response_of_an_ended_generation_is_never_served_again(
     cache: BoundCache = app.extensions["uwsgicache"]
     client = app.test_client()
     assert client.get("/a").text == "page 1"
-    [old] = [
-        (key, cache.backend.get(key))
-        for key in cache.responses.own_keys()
-        if b"generation" not in key
-    ]
+    [old] = [(key, cache.backend.get(key)) for key in cache.responses.own_keys()]
     assert client.get("/a").text == "page 1"  # the control: served while current
     with app.test_request_context():
         ext.delete_edge("/a")
@@ -131,11 +129,11 @@ def test_a_delete_on_another_machine_is_seen_at_once_on_redis(
     assert client.get("/a?x=1").text == "page 4"
     # A generation lost to Redis' eviction ends it too: a miss, never an old page.
     cache: BoundCache = here.extensions["uwsgicache"]
-    [generation] = [key for key in cache.responses.own_keys() if b"generation" in key]
-    # It expires with the page that started it: no key per path piles up in Redis.
+    [generation] = cache.space(VERSIONS).own_keys()
+    # Twice as long as the page that started it: no key per path piles up in Redis.
     backend = cache.backend
     assert isinstance(backend, RedisBackend)
-    assert 0 < backend.client.ttl(backend.namespace + generation) <= 60
+    assert 60 < backend.client.ttl(backend.namespace + generation) <= 120
     assert cache.backend.delete(generation)
     assert client.get("/a").text == "page 5"
     assert len(runs) == 5
@@ -159,3 +157,58 @@ def test_without_generations_delete_edge_lists_the_keys(app: Flask) -> None:
         assert ext.delete_edge("/a") is False
     client.get("/a")
     assert len(runs) == 3
+
+
+def test_delete_edge_takes_a_path_as_url_for_writes_it(app: Flask) -> None:
+    ext = UWSGICache()
+    runs = counted_page(app, ext, "/café/<name>")
+    client = app.test_client()
+    for _ in range(2):
+        client.get("/café/a b")
+    assert len(runs) == 1
+    with app.test_request_context():
+        assert ext.delete_edge(url_for("page", name="a b")) is True  # percent-encoded
+    client.get("/café/a b")
+    assert len(runs) == 2
+
+
+def test_a_process_without_the_shared_table_serves_no_stored_response(
+    app: Flask,
+) -> None:
+    # Under uWSGI with a master, a process that could not open the table the others
+    # share cannot see their deletes: it must not serve what is stored.
+    ext = UWSGICache()
+    runs = counted_page(app, ext, "/a")
+    client = app.test_client()
+    client.get("/a")
+    client.get("/a")
+    assert len(runs) == 1  # the control: with the table, a hit
+    cache: BoundCache = app.extensions["uwsgicache"]
+    cache.generations = generations.UnsharedGenerations()
+    cache._view_responses = None
+    client.get("/a")
+    client.get("/a")
+    assert len(runs) == 3
+    # Its deletes list the keys, so the processes with the table miss too.
+    with app.test_request_context():
+        assert ext.delete_edge("/a") is True
+    assert not [key for key in cache.responses.own_keys() if b"/a?" in key]
+
+
+def test_a_delete_edge_redis_did_not_get_says_so(
+    make_app: Callable[..., Flask], own_redis: RedisServer
+) -> None:
+    app = make_app(
+        UWSGICACHE_BACKEND="redis",
+        UWSGICACHE_REDIS_URL=own_redis.url,
+        UWSGICACHE_RAISE_ERRORS=True,
+    )
+    ext = UWSGICache(app)
+    counted_page(app, ext, "/a")
+    app.test_client().get("/a")
+    with app.test_request_context():
+        assert ext.delete_edge("/a") is True  # the control
+        own_redis.stop()
+        # Not "nothing was cached": the page may still be there once Redis is back.
+        with pytest.raises(BackendUnavailableError):
+            ext.delete_edge("/a")
