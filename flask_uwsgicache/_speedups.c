@@ -265,13 +265,27 @@ decode_fast(PyObject *envelope, PyObject *key, PyObject *entry, PyObject **out)
         if (stop == -1 && PyErr_Occurred()) {
             goto error;
         }
-        /* Only the small entries' slice is done here; a large payload is read
-         * through a memoryview in Python, and an entry shorter than its tail is
-         * Python's case too. */
-        if (stop >= 0 || size >= view_from || size + stop < 0) {
+        /* An entry shorter than its tail is the Python decoder's case. */
+        if (stop >= 0 || size + stop < 0) {
             goto done;
         }
-        payload = PyBytes_FromStringAndSize((const char *)data, size + stop);
+        if (size < view_from) { /* one small copy is cheaper than a memoryview */
+            payload = PyBytes_FromStringAndSize((const char *)data, size + stop);
+        }
+        else { /* memoryview(entry)[:end], as in Python: a large payload is not copied */
+            PyObject *view = PyMemoryView_FromObject(entry);
+            if (view == NULL) {
+                goto error;
+            }
+            PyObject *slice = PySlice_New(NULL, end, NULL);
+            if (slice == NULL) {
+                Py_DECREF(view);
+                goto error;
+            }
+            payload = PyObject_GetItem(view, slice);
+            Py_DECREF(slice);
+            Py_DECREF(view);
+        }
         if (payload == NULL) {
             goto error;
         }
