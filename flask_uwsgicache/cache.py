@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Callable, Mapping
-from types import ModuleType
+from types import BuiltinMethodType, ModuleType
 from typing import Any, TypeVar
 
 from . import counters, flight, timeouts
@@ -115,28 +115,32 @@ class KeyValueCache(KeySpaces):
         the moment: whatever replaces one of these calls this again
         (:meth:`_spaced`). The rest (the default timeout, the envelope's clock and
         memo, the backend's state) they read on every call."""
-        self.__dict__.pop("get", None)
-        self.__dict__.pop("set", None)
+        # Instance attributes are set and deleted as attributes, never through
+        # __dict__ (which turns the inline attribute values of CPython 3.11+ into a
+        # dict, and slows every attribute read of the Python methods), and deleted only
+        # where there is one (deleting adds the name to the class's shared keys, and
+        # CPython then no longer specializes the lookup of the method for any
+        # instance).
+        paths = None
+        if speedups is not None and type(self.envelope) is Envelope:
+            paths = speedups.FastPaths(
+                self,
+                KeyValueCache.get,
+                KeyValueCache.set,
+                self._known_keys,
+                self._read,
+                self._read_name,
+                self.envelope,
+                self.backend,
+                self.backend.fast_update(),
+            )
         self._speedups = False
-        if speedups is None or type(self.envelope) is not Envelope:
-            return
-        paths = speedups.FastPaths(
-            self,
-            KeyValueCache.get,
-            KeyValueCache.set,
-            self._known_keys,
-            self._read,
-            self._read_name,
-            self.envelope,
-            self.backend,
-            self.backend.fast_update(),
-        )
-        if type(self).get is KeyValueCache.get:
-            self.__dict__["get"] = paths.get
-            self._speedups = True
-        if type(self).set is KeyValueCache.set:
-            self.__dict__["set"] = paths.set
-            self._speedups = True
+        for name, python in (("get", KeyValueCache.get), ("set", KeyValueCache.set)):
+            if paths is not None and getattr(type(self), name) is python:
+                object.__setattr__(self, name, getattr(paths, name))
+                self._speedups = True
+            elif isinstance(getattr(self, name), BuiltinMethodType):  # a copy's
+                object.__delattr__(self, name)
 
     def _spaced(self) -> None:
         self._speed_up()  # the key space's own memo, and maybe another backend
