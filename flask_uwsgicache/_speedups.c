@@ -627,6 +627,12 @@ fastpaths_init(FastPaths *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_RuntimeError, "call configure() first");
         return -1;
     }
+    /* get and set use the fields as borrowed references while they call out to
+     * Python: a second __init__ must not replace them under a running call. */
+    if (self->cache != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "FastPaths is initialised once");
+        return -1;
+    }
     Py_XSETREF(self->cache, Py_NewRef(cache));
     Py_XSETREF(self->python_get, Py_NewRef(python_get));
     Py_XSETREF(self->python_set, Py_NewRef(python_set));
