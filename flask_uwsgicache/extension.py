@@ -182,11 +182,20 @@ class UWSGICache(CachedMixin, MemoizeMixin):
                 return cache.get(key, default)
         return self.cache.get(key, default)  # raises the helpful RuntimeError
 
+    def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
+        """See :meth:`BoundCache.set` (written out: it is the hot path, and the cache's
+        own ``set`` may be the C one)."""
+        context = app_context.get(None)
+        if context is not None:
+            cache = context.app.extensions.get(EXTENSION_KEY)
+            if cache is not None:
+                return cache.set(key, value, timeout)  # type: ignore[no-any-return]
+        return self.cache.set(key, value, timeout)
+
     # The rest of the API, with BoundCache's signatures and docstrings.
     has = _on_current_app(BoundCache.has)
     get_many = _on_current_app(BoundCache.get_many)
     get_dict = _on_current_app(BoundCache.get_dict)
-    set = _on_current_app(BoundCache.set)
     add = _on_current_app(BoundCache.add)
     set_many = _on_current_app(BoundCache.set_many)
     delete = _on_current_app(BoundCache.delete)

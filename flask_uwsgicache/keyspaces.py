@@ -82,8 +82,12 @@ class KeySpaces:
                 found.backend = self.responses_backend
                 found._read, found._read_name = found.backend.reader()
                 found._max_key = self._key_room(found.backend)
+            found._spaced()
             self._spaces[tag] = found
         return found
+
+    def _spaced(self) -> None:
+        """Called on a key space made by :meth:`space`, once it is set up."""
 
     @property
     def responses(self: _Spaces) -> _Spaces:

@@ -29,8 +29,10 @@ import pytest
 from flask import Flask
 
 from flask_uwsgicache import BoundCache, UWSGICache
+from flask_uwsgicache import cache as cache_module
 from flask_uwsgicache.backends import running_under_uwsgi
 from flask_uwsgicache.backends.memory import MemoryBackend
+from flask_uwsgicache.envelope import Envelope
 from flask_uwsgicache.responses import MAGIC, VARY_MAGIC
 
 STORED_MAGICS = (MAGIC, VARY_MAGIC)
@@ -120,9 +122,75 @@ def make_app() -> Callable[..., Flask]:
     return new_app
 
 
+#: The implementations of get and set (and of the envelope's fast paths): the C
+#: speedups and the Python methods. A module runs on both with
+#: ``pytest.mark.parametrize("implementation", ["c", "python"], indirect=True)``.
+IMPLEMENTATIONS = ["c", "python"]
+
+
+def built_speedups() -> Any:
+    """The C speedups, configured; skips without them locally, fails under CI (where
+    the package is installed with a compiler: the C path must be built and tested)."""
+    built = cache_module.load_speedups()
+    if built is None:
+        reason = (
+            "UWSGICACHE_NO_SPEEDUPS is set"
+            if os.environ.get("UWSGICACHE_NO_SPEEDUPS", "") not in ("", "0")
+            else "the C speedups are not built (pip install -e . with a C compiler)"
+        )
+        needs(reason)
+    return built
+
+
+@pytest.fixture
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which get and set the caches built in the test use: ``"c"`` or ``"python"``
+    when parametrized (indirect), else the package's own choice."""
+    name = getattr(request, "param", None)
+    if name is None:
+        return "python" if cache_module.speedups is None else "c"
+    monkeypatch.setattr(cache_module, "speedups", built_speedups() if name == "c" else None)
+    return str(name)
+
+
+class Codec:
+    """The envelope's encode and decode, in one implementation."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        speedups = built_speedups() if name == "c" else None
+        self._encode = Envelope.encode if speedups is None else speedups.encode
+        self._decode = Envelope.decode if speedups is None else speedups.decode
+
+    def encode(
+        self, envelope: Envelope, key: bytes, value: Any, expires_at: float
+    ) -> bytes:
+        entry: bytes = self._encode(envelope, key, value, expires_at)
+        return entry
+
+    def decode(self, envelope: Envelope, key: bytes, entry: bytes) -> Any:
+        return self._decode(envelope, key, entry)
+
+
+@pytest.fixture
+def speedups() -> Any:
+    """The C speedups module (skips locally without it, fails under CI)."""
+    return built_speedups()
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def codec(request: pytest.FixtureRequest) -> Codec:
+    """``Envelope.encode`` and ``decode``, in C (the speedups) and in Python."""
+    return Codec(request.param)
+
+
 @pytest.fixture
 def app(
-    request: pytest.FixtureRequest, backend_name: str, memory_line: str, clock: FakeClock
+    request: pytest.FixtureRequest,
+    backend_name: str,
+    memory_line: str,
+    clock: FakeClock,
+    implementation: str,
 ) -> Iterator[Flask]:
     """An app with the extension on the backend under test, over an empty cache."""
     config: dict[str, object] = {"UWSGICACHE_BACKEND": backend_name}
@@ -136,6 +204,7 @@ def app(
     app = new_app(**config)
     UWSGICache(app)
     bound: BoundCache = app.extensions["uwsgicache"]
+    assert bound.describe()["speedups"] is (implementation == "c")
     if isinstance(bound.backend, MemoryBackend):
         bound.envelope.clock = clock
         bound.backend.clock = clock

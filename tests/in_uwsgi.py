@@ -10,6 +10,7 @@ import os
 import pickle
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import uwsgi
@@ -103,8 +104,9 @@ def test_a_memory_backend_under_uwsgi_warns_that_it_is_not_shared(
     assert "not shared" in caplog.text
 
 
+@pytest.mark.parametrize("implementation", ["c", "python"], indirect=True)
 def test_a_sweep_of_a_full_cache_reads_a_window_not_every_value(
-    cache: BoundCache, monkeypatch: pytest.MonkeyPatch
+    implementation: str, cache: BoundCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flask_uwsgicache.backends import uwsgi as uwsgi_backend
 
@@ -138,7 +140,17 @@ def test_a_sweep_of_a_full_cache_reads_a_window_not_every_value(
     assert 1 <= len(reads) <= 3 and not first & set(reads)
 
 
-def test_a_refused_write_asks_uwsgi_once(cache: BoundCache) -> None:
+def test_the_c_speedups_run_inside_uwsgi(speedups: Any, cache: BoundCache) -> None:
+    # Skips locally without them, fails under CI: there the contract suite above must
+    # have run the C get and set against uWSGI's cache (and the Python ones: it is
+    # parametrized over both).
+    assert cache.describe()["speedups"] is True
+    assert type(cache.get).__name__ == "builtin_function_or_method"
+    assert cache.backend.fast_update() is uwsgi.cache_update  # the C write path
+
+
+@pytest.mark.parametrize("implementation", ["c", "python"], indirect=True)
+def test_a_refused_write_asks_uwsgi_once(implementation: str, cache: BoundCache) -> None:
     backend = cache.backend
     assert isinstance(backend, UWSGIBackend) and backend._structure is not None
     if backend.options.purge_lru:

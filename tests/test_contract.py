@@ -1,4 +1,5 @@
-"""The cache contract, run on every backend (memory here, uwsgi inside real uWSGI)."""
+"""The cache contract, run on every backend (memory here, uwsgi inside real uWSGI), and
+with both implementations of get and set: the C speedups and the Python methods."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from flask_uwsgicache.serializers import get_serializer
 
 Advance = Callable[[float], None]
 Lines = Callable[[], list[str]]
+
+pytestmark = pytest.mark.parametrize("implementation", ["c", "python"], indirect=True)
 
 PLANTED: list[str] = []
 

@@ -64,6 +64,18 @@ class Backend(abc.ABC):
         entry, and every other entry, as they were.
         """
 
+    def set_refused(self, key: bytes, entry: bytes, ttl: float) -> None:
+        """:meth:`set`, after the store refused a first attempt at this write (made by
+        the C speedups' copy of the fast path, :meth:`fast_update`): what ``set`` would
+        do next. Raises like :meth:`set`."""
+        self.set(key, entry, ttl)
+
+    def fast_update(self) -> Callable[[bytes, bytes, int, str], object] | None:
+        """The store's own write call (uWSGI's ``cache_update``), for the C speedups
+        to make :meth:`set`'s common write without a Python frame; None where they
+        call :meth:`set` (every store but uWSGI)."""
+        return None
+
     @property
     def bounded(self) -> bool:
         """True if the store holds at most :attr:`max_items` entries."""

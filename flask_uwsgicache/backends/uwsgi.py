@@ -263,6 +263,7 @@ class UWSGIBackend(Cache2Store):
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         # cache_set is "add" in uWSGI; upsert is cache_update, and it replaces the
         # stored expiry, so the TTL is passed every time (docs/uwsgi-cache2-facts.rst §2).
+        # The C speedups repeat this fast path (fast_update()); keep them in step.
         expires = 0 if self._no_expiry or not ttl else math.ceil(ttl) + 1  # _expires()
         if (
             not self._full_until
@@ -271,12 +272,19 @@ class UWSGIBackend(Cache2Store):
         ):  # the hot path: no write was refused a moment ago and the entry fits
             if uwsgi.cache_update(key, entry, expires, self.cache_name):
                 return
-            attempts = 1
-        else:
-            self.check_size(key, entry)
-            if self._known_full(key):
-                raise CacheFullError(self.full_message(key, entry))
-            attempts = 0
+            self._update(key, entry, expires, 1)
+            return
+        self.check_size(key, entry)
+        if self._known_full(key):
+            raise CacheFullError(self.full_message(key, entry))
+        self._update(key, entry, expires, 0)
+
+    def set_refused(self, key: bytes, entry: bytes, ttl: float) -> None:
+        self._update(key, entry, self._expires(ttl), 1)
+
+    def _update(self, key: bytes, entry: bytes, expires: int, attempts: int) -> None:
+        """:meth:`set`'s ``cache_update`` of ``entry`` until ``attempts`` reach the
+        limit; raises ``CacheFullError`` when every one was refused."""
         # One attempt (each refusal is a "DANGER ... FULL" line and one more in uWSGI's
         # "full" count), but three with bitmap+purge_lru, which evicts an item and still
         # fails once (docs/uwsgi-cache2-facts.rst §4).
@@ -286,6 +294,12 @@ class UWSGIBackend(Cache2Store):
                 return
             attempts += 1
         raise self._full(key, entry)
+
+    def fast_update(self) -> Callable[[bytes, bytes, int, str], object] | None:
+        # Only for this class's set(): a subclass that changes it is written through it.
+        if type(self).set is not UWSGIBackend.set:
+            return None
+        return uwsgi.cache_update
 
     def insert(self, key: bytes, entry: bytes, ttl: float) -> bool:
         self.check_size(key, entry)
