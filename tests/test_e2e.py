@@ -122,6 +122,11 @@ def test_delete_edge_in_one_worker_is_seen_by_every_worker(
     server = start_uwsgi(deploy_args(*loading), LOCAL)
     bodies: list[str] = []
     pids: set[int] = set()
+    # With lazy-apps each worker loads the app itself: wait until several answer.
+    deadline = time.monotonic() + 20
+    while len(pids) < 2 and time.monotonic() < deadline:
+        in_parallel(4, lambda: pids.add(server.json("/counter")["pid"]))
+    pids.clear()
 
     def fetch_news() -> None:
         for _ in range(5):
