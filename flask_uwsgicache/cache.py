@@ -287,8 +287,8 @@ class KeyValueCache(KeySpaces):
 
     def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
         """Store ``value`` under ``key``, replacing what is there. False if refused."""
-        # _prepare() and _write() inlined, with storage_key()'s memo: the hot path.
-        # (The write is _store()'s, which the C speedups call: keep them in step.)
+        # _prepare() inlined, with storage_key()'s memo (without the C speedups this
+        # is the hot path); the write is _store()'s, which the C speedups call too.
         try:
             storage_key = self._known_keys.get(key)
         except TypeError:  # unhashable: not a key
@@ -305,20 +305,14 @@ class KeyValueCache(KeySpaces):
             entry = self._encode(
                 storage_key, value, self.envelope.clock() + ttl if ttl else 0.0
             )
-            try:
-                self.backend.set(storage_key, entry, ttl)
-            except CacheFullError:
-                if not self.backend.make_room(self._expired):
-                    raise
-                self.backend.set(storage_key, entry, ttl)
         except CacheError as error:
             return self._refused(error)
-        return True
+        return self._store(storage_key, entry, ttl)
 
     def _store(
         self, storage_key: bytes, entry: bytes, ttl: float, refused: bool = False
     ) -> bool:
-        """:meth:`set` from its write on, for the C speedups (which make ``entry``):
+        """:meth:`set` from its write on (the C speedups make ``entry`` themselves):
         True, or False when the cache refused it. ``refused``: uWSGI refused their first
         attempt at this write (:meth:`Backend.set_refused` goes on from there)."""
         try:
