@@ -8,31 +8,19 @@ or raise a :class:`~flask_uwsgicache.errors.CacheError` with ``UWSGICACHE_RAISE_
 Reads never raise for what is stored: a corrupt, foreign or badly signed entry is a miss
 plus a log line.
 
-``get`` and ``set`` have a C implementation (``flask_uwsgicache/_speedups.c``, built
-when the package is installed with a compiler at hand): when it is there, each cache's
-``get`` and ``set`` are its (instance attributes over the methods below), which do the
-common case in C and call the methods below for every other. Setting
-``UWSGICACHE_NO_SPEEDUPS=1`` in the environment keeps the Python ones;
-``describe()["speedups"]`` says which run (docs/operations.rst, "The C speedups").
+Where the C speedups are built, each cache's ``get`` and ``set`` are theirs
+(:mod:`flask_uwsgicache.speedups`).
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 from collections.abc import Callable, Mapping
-from types import BuiltinMethodType, ModuleType
 from typing import Any, TypeVar
 
-from . import counters, flight, timeouts
+from . import counters, flight, speedups, timeouts
 from .backends.base import Backend
 from .envelope import (
-    LEAD,
-    MAC_SIZE,
     MISSING,
-    SIGNED,
-    TRAILER_SIZE,
-    VIEW_FROM,
     EntryRejected,
     Envelope,
     expiry_of,
@@ -53,32 +41,6 @@ from .keyspaces import KeySpaces
 from .logs import RateLimitedLog
 
 _Cache = TypeVar("_Cache", bound="KeyValueCache")
-
-
-def load_speedups() -> ModuleType | None:
-    """The C speedups, configured; None when they are not built or the environment
-    sets ``UWSGICACHE_NO_SPEEDUPS`` (to anything but ``""`` or ``0``)."""
-    if os.environ.get("UWSGICACHE_NO_SPEEDUPS", "") not in ("", "0"):
-        return None
-    try:
-        from . import _speedups
-    except ImportError:
-        return None
-    # The C code writes the trailer itself: a change to envelope.py's format must
-    # reach it (tests/test_envelope.py compares their entries byte for byte too).
-    if (_speedups.TRAILER_SIZE, _speedups.SIGNED, _speedups.MAC_SIZE) != (
-        TRAILER_SIZE,
-        SIGNED,
-        MAC_SIZE,
-    ):
-        return None
-    _speedups.configure(MISSING, LEAD, VIEW_FROM, timeouts.MAX_TIMEOUT, pickle.dumps)
-    return _speedups
-
-
-#: The C speedups every cache built from now on uses (:func:`load_speedups`), or None
-#: for the Python methods only.
-speedups: ModuleType | None = load_speedups()
 
 
 class KeyValueCache(KeySpaces):
@@ -107,40 +69,11 @@ class KeyValueCache(KeySpaces):
         self._speed_up()
 
     def _speed_up(self) -> None:
-        """Make :data:`speedups`' C ``get`` and ``set`` this cache's, where they do
-        what this class's methods do (neither method overridden, the envelope an
-        :class:`Envelope`).
-
-        They hold the storage-key memo, the reader, the envelope and the backend of
-        the moment: whatever replaces one of these calls this again
-        (:meth:`_spaced`). The rest (the default timeout, the envelope's clock and
-        memo, the backend's state) they read on every call."""
-        # Instance attributes are set and deleted as attributes, never through
-        # __dict__ (which turns the inline attribute values of CPython 3.11+ into a
-        # dict, and slows every attribute read of the Python methods), and deleted only
-        # where there is one (deleting adds the name to the class's shared keys, and
-        # CPython then no longer specializes the lookup of the method for any
-        # instance).
-        paths = None
-        if speedups is not None and type(self.envelope) is Envelope:
-            paths = speedups.FastPaths(
-                self,
-                KeyValueCache.get,
-                KeyValueCache.set,
-                self._known_keys,
-                self._read,
-                self._read_name,
-                self.envelope,
-                self.backend,
-                self.backend.fast_update(),
-            )
-        self._speedups = False
-        for name, python in (("get", KeyValueCache.get), ("set", KeyValueCache.set)):
-            if paths is not None and getattr(type(self), name) is python:
-                object.__setattr__(self, name, getattr(paths, name))
-                self._speedups = True
-            elif isinstance(getattr(self, name), BuiltinMethodType):  # a copy's
-                object.__delattr__(self, name)
+        """Make the C ``get`` and ``set`` this cache's where they do what this class's
+        methods do (:func:`flask_uwsgicache.speedups.install`). They hold the
+        storage-key memo, the reader, the envelope and the backend of the moment:
+        whatever replaces one of these calls this again (:meth:`_spaced`)."""
+        self._speedups = speedups.install(self, KeyValueCache.get, KeyValueCache.set)
 
     def _spaced(self) -> None:
         self._speed_up()  # the key space's own memo, and maybe another backend

@@ -29,7 +29,7 @@ import pytest
 from flask import Flask
 
 from flask_uwsgicache import BoundCache, UWSGICache
-from flask_uwsgicache import cache as cache_module
+from flask_uwsgicache import speedups as speedups_module
 from flask_uwsgicache.backends import running_under_uwsgi
 from flask_uwsgicache.backends.memory import MemoryBackend
 from flask_uwsgicache.envelope import Envelope
@@ -131,7 +131,7 @@ IMPLEMENTATIONS = ["c", "python"]
 def built_speedups() -> Any:
     """The C speedups, configured; skips without them locally, fails under CI (where
     the package is installed with a compiler: the C path must be built and tested)."""
-    built = cache_module.load_speedups()
+    built = speedups_module.load()
     if built is None:
         reason = (
             "UWSGICACHE_NO_SPEEDUPS is set"
@@ -148,8 +148,8 @@ def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     when parametrized (indirect), else the package's own choice."""
     name = getattr(request, "param", None)
     if name is None:
-        return "python" if cache_module.speedups is None else "c"
-    monkeypatch.setattr(cache_module, "speedups", built_speedups() if name == "c" else None)
+        return "python" if speedups_module.built is None else "c"
+    monkeypatch.setattr(speedups_module, "built", built_speedups() if name == "c" else None)
     return str(name)
 
 

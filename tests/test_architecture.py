@@ -28,7 +28,7 @@ LAYERS: dict[str, set[str]] = {
     "backends": {"backends", "backends.base", "backends.memory", "backends.null"}
     | {"backends.cache2store", "backends.redis", "backends.uwsgi"},
     # _speedups: the C get and set (a stub, _speedups.pyi, stands for it here).
-    "key-value": {"keyspaces", "counters", "cache", "flight", "_speedups"},
+    "key-value": {"keyspaces", "counters", "speedups", "cache", "flight", "_speedups"},
     "views": {
         "contexts",
         "callables",

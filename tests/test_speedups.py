@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from flask_uwsgicache import BoundCache, CacheFullError, UWSGICache
-from flask_uwsgicache import cache as cache_module
+from flask_uwsgicache import speedups as speedups_module
 from flask_uwsgicache.backends.memory import MemoryBackend
 
 Lines = Callable[[], list[str]]
@@ -64,8 +64,8 @@ def test_uwsgicache_no_speedups_keeps_the_python_methods(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("UWSGICACHE_NO_SPEEDUPS", "1")
-    assert cache_module.load_speedups() is None
-    monkeypatch.setattr(cache_module, "speedups", cache_module.load_speedups())
+    assert speedups_module.load() is None
+    monkeypatch.setattr(speedups_module, "built", speedups_module.load())
     cache = memory_cache(make_app)
     assert cache.describe()["speedups"] is False
     assert "get" not in vars(cache) and "set" not in vars(cache)
@@ -93,7 +93,7 @@ def test_both_implementations_store_the_same_bytes(
     timeouts: list[float | None] = [None, 1, 60, 2**31 - 1, 0, 1.5]
     stored = []
     for module in (speedups, None):
-        monkeypatch.setattr(cache_module, "speedups", module)
+        monkeypatch.setattr(speedups_module, "built", module)
         cache = memory_cache(make_app, UWSGICACHE_SIGN=sign)
         assert cache.describe()["speedups"] is (module is not None)
         with_clock(cache)
