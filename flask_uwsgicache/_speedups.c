@@ -46,7 +46,8 @@ static PyObject *s_readers,
     *s_verified, *s_clock, *s_value, *s_default_timeout, *s_pickle_protocol,
     *s_serializer, *s_tag, *s_mac_base, *s_encode, *s_decode, *s_full_until,
     *s_updates_full_until, *s_max_value_size, *s_no_expiry, *s_cache_name, *s_store,
-    *s_lookup_key, *s_storage_key, *s_copy, *s_update, *s_digest, *s_default, *s_timeout;
+    *s_lookup_key, *s_storage_key, *s_copy, *s_update, *s_digest, *s_default, *s_timeout,
+    *s_set;
 
 /* -- small helpers ------------------------------------------------------------------ */
 
@@ -222,6 +223,26 @@ decode_fast(PyObject *envelope, PyObject *key, PyObject *entry, PyObject **out)
         goto done;
     }
 
+    /* The payload's end, checked before the clock is read: an entry shorter than its
+     * tail, or an end that does not fit, is the Python decoder's case. */
+    Py_ssize_t stop = 0;
+    if (end != Py_None) {
+        if (!PyLong_CheckExact(end)) {
+            goto done;
+        }
+        stop = PyLong_AsSsize_t(end);
+        if (stop == -1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                goto error;
+            }
+            PyErr_Clear();
+            goto done;
+        }
+        if (stop >= 0 || size + stop < 0) {
+            goto done;
+        }
+    }
+
     double expires_at = unpack_double_le(trailer);
     if (expires_at != 0.0) { /* NaN too, as "if expires_at" in Python */
         clock = attr(envelope_dict, envelope, s_clock);
@@ -258,17 +279,6 @@ decode_fast(PyObject *envelope, PyObject *key, PyObject *entry, PyObject **out)
         value = PyObject_CallOneArg(load, entry);
     }
     else {
-        if (!PyLong_CheckExact(end)) {
-            goto done;
-        }
-        Py_ssize_t stop = PyLong_AsSsize_t(end);
-        if (stop == -1 && PyErr_Occurred()) {
-            goto error;
-        }
-        /* An entry shorter than its tail is the Python decoder's case. */
-        if (stop >= 0 || size + stop < 0) {
-            goto done;
-        }
         if (size < view_from) { /* one small copy is cheaper than a memoryview */
             payload = PyBytes_FromStringAndSize((const char *)data, size + stop);
         }
@@ -648,12 +658,17 @@ fastpaths_init(FastPaths *self, PyObject *args, PyObject *kwargs)
 /* The storage key of key in the memo (a new reference); NULL when it is not there
  * (or not a bytes), and for a key the memo cannot hold (unhashable): the Python code's
  * cases, which raise again any error cleared here. */
+/* The remembered storage key of `key` (a new reference), or NULL: with an exception
+ * set when hashing the key raised anything but TypeError (the Python methods catch
+ * only that: an unhashable key is not a key), without one when it is not known. */
 static PyObject *
 known_key(FastPaths *self, PyObject *key)
 {
     PyObject *storage_key = PyDict_GetItemWithError(self->known_keys, key);
     if (storage_key == NULL) {
-        PyErr_Clear();
+        if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+        }
         return NULL;
     }
     if (!PyBytes_CheckExact(storage_key)) {
@@ -696,6 +711,9 @@ fastpaths_get(FastPaths *self, PyObject *const *args, size_t nargsf, PyObject *k
 
     PyObject *result = NULL, *entry = NULL;
     PyObject *storage_key = known_key(self, key);
+    if (storage_key == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
     if (storage_key == NULL) {
         /* A key not seen lately, or not a str: the Python get's own lookup, which
          * logs an invalid key. */
@@ -786,6 +804,15 @@ uwsgi_update(FastPaths *self, PyObject *storage_key, PyObject *entry, double ttl
         return 0;
     }
     PyObject *backend_dict = instance_dict(backend);
+    if (backend_dict != NULL) { /* a set() of this backend's own (a wrapper): through it */
+        PyObject *own = PyDict_GetItemWithError(backend_dict, s_set);
+        if (own != NULL) {
+            goto done;
+        }
+        if (PyErr_Occurred()) {
+            goto error;
+        }
+    }
     full = attr(backend_dict, backend, s_full_until);
     if (full == NULL) {
         goto error;
@@ -893,6 +920,9 @@ fastpaths_set(FastPaths *self, PyObject *const *args, size_t nargsf, PyObject *k
     int python = 0;
     double seconds = 0.0;
     PyObject *storage_key = known_key(self, key);
+    if (storage_key == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
     if (storage_key == NULL) {
         /* A key not seen lately: storage_key() encodes and remembers it. One it
          * refuses is the Python set's to refuse (and log). */
@@ -1081,7 +1111,7 @@ PyInit__speedups(void)
         || intern(&s_storage_key, "storage_key")
         || intern(&s_copy, "copy") || intern(&s_update, "update")
         || intern(&s_digest, "digest") || intern(&s_default, "default")
-        || intern(&s_timeout, "timeout")) {
+        || intern(&s_timeout, "timeout") || intern(&s_set, "set")) {
         return NULL;
     }
     if (PyType_Ready(&FastPathsType) < 0) {

@@ -232,3 +232,25 @@ def test_a_refused_edge_write_leaves_no_entry_behind() -> None:
     assert why is not None and "refused" in why
     assert uwsgi.cache_exists(b"|a.test/p", CACHE) is None
     assert not any(uwsgi.cache_exists(record, CACHE) for record in edgeindex.records("/p"))
+
+
+def test_a_set_of_the_uwsgi_backends_own_is_the_one_written_through(
+    make_app: Callable[..., Flask],
+) -> None:
+    # The C set writes with uWSGI's cache_update itself, unless the backend's set is
+    # replaced (instrumentation, a test's spy): then through that.
+    app = make_app(UWSGICACHE_NAME=CACHE)
+    UWSGICache(app)
+    cache: BoundCache = app.extensions["uwsgicache"]
+    cache.clear()
+    writes: list[bytes] = []
+    original = cache.backend.set
+
+    def spy(key: bytes, entry: bytes, ttl: float) -> None:
+        writes.append(key)
+        original(key, entry, ttl)
+
+    assert cache.set("before", 1) is True and writes == []  # the control
+    cache.backend.set = spy  # type: ignore[method-assign]
+    assert cache.set("k", {"a": 1}) is True
+    assert len(writes) == 1 and cache.get("k") == {"a": 1}

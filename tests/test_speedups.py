@@ -213,3 +213,40 @@ def test_get_and_set_take_the_arguments_of_the_python_methods(
     assert "cannot store a dict" in log_lines()[-1]
     assert cache.set(42, [1]) is False  # type: ignore[arg-type]
     assert cache.get(["unhashable"], "default") == "default"  # type: ignore[arg-type]
+
+
+class UnhashableAtTimes(str):
+    """A key whose hashing fails with something other than TypeError."""
+
+    def __hash__(self) -> int:
+        raise ValueError("no hash today")
+
+
+@BOTH
+def test_a_key_whose_hash_fails_raises_as_in_python(
+    implementation: str, make_app: Callable[..., Flask]
+) -> None:
+    cache = memory_cache(make_app)
+    # Only TypeError (an unhashable key) is caught and makes the call a miss.
+    for call in (lambda: cache.get(UnhashableAtTimes("k")),
+                 lambda: cache.set(UnhashableAtTimes("k"), 1)):  # fmt: skip
+        with pytest.raises(ValueError, match="no hash today"):
+            call()
+    assert cache.get(["unhashable"]) is None  # type: ignore[arg-type]  # the control
+
+
+@BOTH
+def test_a_set_of_the_backends_own_is_the_one_written_through(
+    implementation: str, make_app: Callable[..., Flask]
+) -> None:
+    cache = memory_cache(make_app)
+    writes: list[bytes] = []
+    original = cache.backend.set
+
+    def spy(key: bytes, entry: bytes, ttl: float) -> None:
+        writes.append(key)
+        original(key, entry, ttl)
+
+    cache.backend.set = spy  # type: ignore[method-assign]
+    assert cache.set("k", {"a": 1}) is True
+    assert writes and cache.get("k") == {"a": 1}
