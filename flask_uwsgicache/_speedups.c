@@ -542,6 +542,12 @@ speedups_configure(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_
         PyErr_Format(PyExc_TypeError, "configure() takes 5 arguments (%zd given)", nargs);
         return NULL;
     }
+    /* This module's state is the process's, shared by every interpreter that imports
+     * it (uWSGI mounts apps in sub-interpreters): once one has configured it, another
+     * must not put its objects there, or the first would call into them. */
+    if (missing != NULL && missing != args[0]) {
+        Py_RETURN_FALSE;
+    }
     if (!PyBytes_Check(args[1]) || PyBytes_GET_SIZE(args[1]) != LEAD_SIZE) {
         PyErr_SetString(PyExc_ValueError, "lead must be 3 bytes");
         return NULL;
@@ -559,7 +565,7 @@ speedups_configure(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_
     max_timeout = new_max_timeout;
     Py_XSETREF(missing, Py_NewRef(args[0]));
     Py_XSETREF(pickle_dumps, Py_NewRef(args[4]));
-    Py_RETURN_NONE;
+    Py_RETURN_TRUE;
 }
 
 /* -- FastPaths: one cache's get and set ---------------------------------------------- */

@@ -15,8 +15,9 @@ def configure(
     max_timeout: int,
     dumps: Callable[[Any, int], bytes],
     /,
-) -> None:
-    """Give the module envelope.py's constants and ``pickle.dumps``; once, first."""
+) -> bool:
+    """Give the module envelope.py's constants and ``pickle.dumps``; False (and
+    nothing changed) when another interpreter of this process gave it its own."""
 
 def decode(envelope: Any, key: bytes, entry: bytes, /) -> Any:
     """``envelope.decode(key, entry)``, with the common case in C."""

@@ -37,7 +37,12 @@ def load() -> ModuleType | None:
         MAC_SIZE,
     ):
         return None
-    _speedups.configure(MISSING, LEAD, VIEW_FROM, timeouts.MAX_TIMEOUT, pickle.dumps)
+    # The C module's state is the process's: the first interpreter to configure it has
+    # it, and the others (apps uWSGI mounts in sub-interpreters) run the Python methods.
+    if not _speedups.configure(
+        MISSING, LEAD, VIEW_FROM, timeouts.MAX_TIMEOUT, pickle.dumps
+    ):
+        return None
     return _speedups
 
 

@@ -250,3 +250,21 @@ def test_a_set_of_the_backends_own_is_the_one_written_through(
     cache.backend.set = spy  # type: ignore[method-assign]
     assert cache.set("k", {"a": 1}) is True
     assert writes and cache.get("k") == {"a": 1}
+
+
+@C_ONLY
+def test_a_second_interpreter_runs_the_python_methods(implementation: str) -> None:
+    # The C module's state is the process's: apps uWSGI mounts in sub-interpreters
+    # must not put their objects there (the first interpreter would call into them).
+    subinterpreters = pytest.importorskip("_xxsubinterpreters")
+    interpreter = subinterpreters.create()
+    try:
+        subinterpreters.run_string(
+            interpreter,
+            "from flask_uwsgicache import speedups\n"
+            "assert speedups.built is None, 'configured the C module again'\n",
+        )
+    finally:
+        subinterpreters.destroy(interpreter)
+    assert speedups_module.built is not None  # the control: this one still has it
+    assert speedups_module.load() is not None  # and may configure it again
