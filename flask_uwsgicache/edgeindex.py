@@ -107,7 +107,9 @@ def take(name: str, path: str, key: bytes, expires: int) -> tuple[bytes, bytes] 
             uwsgi.cache_update(record, value, kept, name)
             return record, value
         if held is None and not uwsgi.cache_exists(record, name):
-            return None  # cache_set refused a free record: the cache is full
+            # cache_set answers None both for a taken key and for a full cache
+            # (docs/uwsgi-cache2-facts.rst §1, §2): free and refused means full.
+            return None
     record = keys[secrets.randbelow(VARIANTS)]
     held = uwsgi.cache_get(record, name)
     if held is not None:

@@ -62,7 +62,8 @@ def stem_of(key: str) -> str:
 def _new_generation() -> int:
     # Random, not the old one plus one: two processes starting a generation at once
     # cannot draw the same one, nor one that brings an older stamp back.
-    return secrets.randbits(63) + 1
+    # 1 .. 2**62: never 0 ("nothing stored"), always within an int64 cell.
+    return secrets.randbits(62) + 1
 
 
 class TableGenerations:

@@ -254,4 +254,4 @@ class ViewCounts:
             if self._table is not None:
                 # A new random generation, not the old one plus one: two clears at
                 # once cannot write the same value, nor one that brings old counts back.
-                _GENERATION.pack_into(self._table, 8, secrets.randbits(63) + 1)
+                _GENERATION.pack_into(self._table, 8, secrets.randbits(62) + 1)
