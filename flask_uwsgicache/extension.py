@@ -31,6 +31,23 @@ from .privacy import environ_names, personal_headers
 from .serializers import get_serializer
 
 
+def edge_of(config: Mapping[str, Any], backend: str, log: RateLimitedLog) -> Edge:
+    """The app's edge, off (and why) where the backend cannot have one."""
+    if backend == "null":
+        return Edge({}, "the null backend stores nothing, at the edge neither", log)
+    if backend == "tiered":
+        # uWSGI's routing answers from the edge cache without Python: a delete made
+        # on another machine, which reaches this one's copies through Redis, would
+        # not reach it.
+        return Edge(
+            {},
+            "with the tiered backend a page is kept where every machine's deletes reach "
+            "it, and the edge cache is this machine's alone",
+            log,
+        )
+    return build_edge(config, log)
+
+
 def build_cache(config: Mapping[str, Any]) -> BoundCache:
     """A :class:`BoundCache` from settings made by :func:`~.config.resolve`."""
     timeout = config["UWSGICACHE_DEFAULT_TIMEOUT"]
@@ -40,7 +57,7 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
     envelope = Envelope(
         get_serializer(config["UWSGICACHE_SERIALIZER"]),
         (
-            derive_secret(secret_key, f"{backend.name}:{backend.cache_name}")
+            derive_secret(secret_key, f"{backend.secret_scope}:{backend.cache_name}")
             if sign and secret_key
             else None
         ),
@@ -62,11 +79,7 @@ def build_cache(config: Mapping[str, Any]) -> BoundCache:
         raise_errors=bool(config["UWSGICACHE_RAISE_ERRORS"]),
         log=log,
         responses_backend=responses_backend,
-        edge=(
-            build_edge(config, log)
-            if backend.name != "null"
-            else Edge({}, "the null backend stores nothing, at the edge neither", log)
-        ),
+        edge=edge_of(config, backend.name, log),
     )
     cache.settings = dict(config)
     cache.source_check = config["UWSGICACHE_SOURCE_CHECK"]

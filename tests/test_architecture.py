@@ -26,7 +26,10 @@ LAYERS: dict[str, set[str]] = {
         "config",
     },
     "backends": {"backends", "backends.base", "backends.memory", "backends.null"}
-    | {"backends.cache2store", "backends.redis", "backends.uwsgi"},
+    | {"backends.cache2store", "backends.redis", "backends.uwsgi"}
+    # Shared memory of a uWSGI instance: the tiered backend's coherence table lives
+    # there, as the views' generations and counts do.
+    | {"sharedtables", "backends.coherence", "backends.tiered"},
     # _speedups: the C get and set (a stub, _speedups.pyi, stands for it here).
     "key-value": {"keyspaces", "counters", "speedups", "cache", "flight", "_speedups"},
     "views": {
@@ -35,7 +38,6 @@ LAYERS: dict[str, set[str]] = {
         "viewkeys",
         "privacy",
         "responses",
-        "sharedtables",
         "viewcounts",
         "generations",
         "appcache",

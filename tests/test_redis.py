@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -37,8 +37,9 @@ def redis_app(make_app: Callable[..., Flask], url: str, **config: object) -> Fla
 
 
 @pytest.fixture
-def client_of(redis_server: RedisServer) -> redis.Redis:
-    return redis.Redis.from_url(redis_server.url)
+def client_of(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(redis_server.url) as client:
+        yield client
 
 
 @pytest.fixture
@@ -309,9 +310,13 @@ def test_redis_down_means_misses_refusals_and_views_that_serve(
 
 
 def test_a_full_redis_is_a_refused_write_with_the_fix(
-    make_app: Callable[..., Flask], own_redis: RedisServer, log_lines: Lines
+    make_app: Callable[..., Flask],
+    own_redis: RedisServer,
+    log_lines: Lines,
+    request: pytest.FixtureRequest,
 ) -> None:
     server = redis.Redis.from_url(own_redis.url)
+    request.addfinalizer(server.close)
     server.config_set("maxmemory", "2mb")
     server.config_set("maxmemory-policy", "noeviction")
     cache: BoundCache = redis_app(make_app, own_redis.url).extensions["uwsgicache"]

@@ -13,7 +13,7 @@ from .cache2store import Cache2Store
 
 logger = logging.getLogger("flask_uwsgicache")
 
-BACKENDS = ("auto", "uwsgi", "memory", "redis", "null")
+BACKENDS = ("auto", "uwsgi", "memory", "redis", "tiered", "null")
 
 
 def running_under_uwsgi() -> bool:
@@ -76,15 +76,25 @@ def create_backend(config: Mapping[str, Any], setting: str = "UWSGICACHE_NAME") 
         raise ValueError(
             f"UWSGICACHE_BACKEND is {choice!r}; use one of {', '.join(BACKENDS)}."
         )
-    if choice == "redis":
+    if choice in ("redis", "tiered"):
         try:
             from .redis import RedisBackend
         except ImportError:
             raise ValueError(
-                "UWSGICACHE_BACKEND is 'redis' but redis-py is not installed: "
-                "pip install 'flask-uwsgicache[redis]'."
+                f"UWSGICACHE_BACKEND is {choice!r} but redis-py is not installed: "
+                f"pip install 'flask-uwsgicache[redis]'."
             ) from None
-        return RedisBackend(config["UWSGICACHE_REDIS_URL"], cache_name)
+        remote = RedisBackend(config["UWSGICACHE_REDIS_URL"], cache_name, choice)
+        if choice == "redis":
+            return remote
+        from .tiered import TieredBackend, local_table
+
+        # The local copies: this instance's cache2 (shared by its workers), or the
+        # memory stand-in outside uWSGI (one process).
+        local_kind = "uwsgi" if running_under_uwsgi() else "memory"
+        local = create_backend({**config, "UWSGICACHE_BACKEND": local_kind}, setting)
+        table = local_table(f"{cache_name}:{remote.url}")
+        return TieredBackend(remote, local, table)
     if choice == "null":
         from .null import NullBackend
 

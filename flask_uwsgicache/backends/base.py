@@ -175,6 +175,18 @@ class Backend(abc.ABC):
         Not reentrant. Held only around a few store calls, never around user code.
         """
 
+    @property
+    def secret_scope(self) -> str:
+        """What the key that signs entries is derived for, with :attr:`cache_name`:
+        stores that hold the same entries name the same scope."""
+        return self.name
+
+    def close(self) -> None:
+        """Let go of the connections and threads this backend holds (a test's or a
+        script's end). Shared memory and the in-process store hold none: their entries
+        stay."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """The limits of this store, for ``stats()`` and error messages."""
         return {

@@ -104,11 +104,11 @@ class RedisBackend(Backend):
     name = "redis"
     native_counters = True
 
-    def __init__(self, url: str | None, cache_name: str) -> None:
+    def __init__(self, url: str | None, cache_name: str, chosen: str = "redis") -> None:
         if not url:
             raise ValueError(
-                "UWSGICACHE_BACKEND is 'redis' but UWSGICACHE_REDIS_URL is not set: set "
-                "it to the server, for example redis://127.0.0.1:6379/0."
+                f"UWSGICACHE_BACKEND is {chosen!r} but UWSGICACHE_REDIS_URL is not set: "
+                f"set it to the server, for example redis://127.0.0.1:6379/0."
             )
         self.url = shown_url(url)
         # Fail fast, no retries: a miss now is better than a request that waits.
@@ -187,6 +187,41 @@ class RedisBackend(Backend):
         )
         return found
 
+    def get_with_ttl(self, keys: list[bytes]) -> list[tuple[bytes | None, float]]:
+        """The entries under ``keys`` with the seconds each has left in Redis (0: no
+        expiry), in one round trip; misses when Redis cannot be reached."""
+
+        def read() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.mget([self.namespace + key for key in keys])
+            for key in keys:
+                pipe.pttl(self.namespace + key)
+            return pipe.execute()
+
+        answers = self._read("GET", read, None)
+        if answers is None:
+            return [(None, 0.0)] * len(keys)
+        # PTTL: -1 no expiry, -2 gone since the MGET (a miss then, as for the next read).
+        return [
+            (entry if left != -2 else None, max(left, 0) / 1000)
+            for entry, left in zip(answers[0], answers[1:], strict=True)
+        ]
+
+    def listening_connection(self) -> Any:
+        """A new connection to this server (RESP2), outside the client's pool, for a
+        listener: tracking and subscriptions belong to one connection."""
+        pool = self.client.connection_pool
+        settings = {
+            name: value
+            for name, value in pool.connection_kwargs.items()
+            # redis-py 6+: its handler of maintenance notices needs RESP3.
+            if not name.startswith("maint_notifications")
+        }
+        settings.update(protocol=2, socket_timeout=1.0)
+        connection = pool.connection_class(**settings)
+        connection.connect()
+        return connection
+
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         self.check_size(key, entry)
         self._call(
@@ -258,6 +293,9 @@ class RedisBackend(Backend):
         finally:
             with contextlib.suppress(redis.RedisError):
                 lock.release()
+
+    def close(self) -> None:
+        self.client.connection_pool.disconnect()
 
     def describe(self) -> dict[str, Any]:
         return {
