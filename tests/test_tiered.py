@@ -20,6 +20,7 @@ from flask import Flask
 
 from flask_uwsgicache import BoundCache, UWSGICache
 from flask_uwsgicache.backends.coherence import BOUND, MAX_AGE
+from flask_uwsgicache.backends.tiered import TieredBackend
 
 RedisServer = Any  # tests/conftest.py's RedisServer: url, port, stop(), start()
 Machines = Callable[..., tuple[BoundCache, BoundCache]]
@@ -33,6 +34,11 @@ def in_sync(cache: BoundCache, timeout: float = 5) -> BoundCache:
         cache.get("a key nobody writes")
         time.sleep(0.01)
     return cache
+
+
+def tiered(cache: BoundCache) -> TieredBackend:
+    assert isinstance(cache.backend, TieredBackend)
+    return cache.backend
 
 
 @pytest.fixture
@@ -137,7 +143,7 @@ def test_a_local_copy_never_outlives_its_redis_expiry(machines: Machines) -> Non
     storage_key = b"plain key"
     a.backend.set(storage_key, b"entry", 0.4)
     assert b.backend.get(storage_key) == b"entry"
-    copy = b.backend.local.get(storage_key)
+    copy = tiered(b).local.get(storage_key)
     assert copy is not None
     # The copy carries Redis' expiry (0.4 s from the write, to the millisecond).
     assert abs(struct.unpack_from("<d", copy)[0] - (time.time() + 0.4)) < 0.1
@@ -147,7 +153,7 @@ def test_a_local_copy_never_outlives_its_redis_expiry(machines: Machines) -> Non
     a.backend.set(storage_key, b"entry", 0)
     time.sleep(BOUND)
     assert b.backend.get(storage_key) == b"entry"
-    copy = b.backend.local.get(storage_key)
+    copy = tiered(b).local.get(storage_key)
     assert copy is not None and struct.unpack_from("<d", copy)[0] == 0.0
 
 
@@ -219,13 +225,13 @@ def test_reads_go_to_redis_when_no_listener_is_in_sync(
     a, b = machines()
     a.set("k", 1)
     assert b.get("k") == 1
-    listener = b.backend._listener
+    listener = tiered(b)._listener
     assert listener is not None
+    tiered(b)._next_claim = time.monotonic() + 60  # no new listener for this test
     listener.stop()
     # Heartbeat: stale within MAX_AGE; then a write b's listener cannot tell it of.
     time.sleep(MAX_AGE)
-    assert not b.backend.coherence.serving()
-    b.backend._next_claim = time.monotonic() + 60  # no new listener for this test
+    assert not tiered(b)._serving()
     a.set("k", 2)
     reads = commands(redis_server.url, "get")
     assert b.get("k") == 2
