@@ -20,6 +20,9 @@ application.config.update(
     CACHE_TYPE="flask_caching.contrib.uwsgicache.UWSGICache",
     CACHE_UWSGI_NAME="bench",
 )
+# FLASK_UWSGICACHE_BACKEND and FLASK_UWSGICACHE_REDIS_URL: the backends' rows of
+# benchmarks/run.py.
+application.config.from_prefixed_env()
 ours = UWSGICache(application)
 flask_caching = Cache(application)
 PAGE = "<p>" + "a 5 ms page " * 50 + "</p>"

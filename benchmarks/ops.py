@@ -2,7 +2,7 @@
 
 ``uwsgi --cache2 name=bench,... --pyrun benchmarks/ops.py`` with BENCH_OUT (a JSON file
 to write), BENCH_REPS and BENCH_NUMBER in the environment, and BENCH_REDIS_URL for the
-Redis rows. Each repetition times every
+Redis and tiered rows. Each repetition times every
 operation once, in the same order, so ratios can be taken within a repetition.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+import redis
 import uwsgi
 from cachelib import UWSGICache as CachelibUWSGICache
 from flask import Flask
@@ -29,6 +30,7 @@ FLASK_CACHING_UWSGI = "flask_caching.contrib.uwsgicache.UWSGICache"
 SMALL = {"id": 42, "name": "a user name", "roles": ["admin", "editor"], "score": 3.5}
 TEXT = "x" * 10_000
 ROUNDS = 5
+TIERED_KEY = "tiered small"
 Operation = tuple[Callable[[], object], Callable[[], AbstractContextManager[Any]]]
 
 
@@ -153,6 +155,48 @@ def on_redis(url: str) -> dict[str, Operation]:
     }
 
 
+def on_tiered(url: str) -> dict[str, Operation]:
+    """The tiered backend's local hit (this worker's cache2 copy, once its listener is
+    in sync) next to a plain redis-py GET of the same entry, and through the extension
+    object, next to the redis backend's ``ext.get`` (``on_redis``). A key of its own:
+    the writes of the redis rows, in the same namespace, do not drop its copy."""
+    app = Flask("ours_tiered")
+    app.config.update(
+        SECRET_KEY="bench secret",
+        UWSGICACHE_BACKEND="tiered",
+        UWSGICACHE_REDIS_URL=url,
+        UWSGICACHE_NAME=CACHE,
+    )
+    ext = UWSGICache(app)
+    bound = app.extensions["uwsgicache"]
+    client = redis.Redis.from_url(url)
+    with app.app_context():
+        ext.set(TIERED_KEY, SMALL)
+        deadline = time.monotonic() + 10
+        while not bound.describe()["local_copies"]:  # a read starts the listener
+            if time.monotonic() > deadline:
+                raise RuntimeError("the tiered backend's listener did not come in sync")
+            ext.get(TIERED_KEY)
+            time.sleep(0.01)
+        time.sleep(0.1)  # the notice of the write above has come
+        ext.get(TIERED_KEY)
+    backend = bound.backend
+    ours_key = TIERED_KEY.encode()
+    storage_key = next(key for key in backend.keys() if key.endswith(ours_key))
+    redis_key = backend.remote.namespace + storage_key
+    return {
+        "redis: raw GET small": (lambda: client.get(redis_key), nullcontext),
+        "tiered: backend get small (local copy)": (
+            lambda: backend.get(storage_key),
+            nullcontext,
+        ),
+        "tiered: ours ext.get small (local copy)": (
+            lambda: ext.get(TIERED_KEY),
+            app.app_context,
+        ),
+    }
+
+
 def floor() -> dict[str, Operation]:
     """The least a Python ``get`` with exact expiry can do, for scale.
 
@@ -201,6 +245,7 @@ def main() -> None:
     operations = {**raw(), **floor(), **ours(False), **ours(True), **peers()}
     if os.environ.get("BENCH_REDIS_URL"):
         operations.update(on_redis(os.environ["BENCH_REDIS_URL"]))
+        operations.update(on_tiered(os.environ["BENCH_REDIS_URL"]))
     results: dict[str, list[float]] = {name: [] for name in operations}
     for _ in range(reps):
         best = dict.fromkeys(operations, float("inf"))

@@ -14,6 +14,7 @@ from typing import Any
 Ops = dict[str, list[float]]  # operation -> ns per call, one value per repetition
 Http = dict[str, dict[str, list[float]]]  # view -> {"rps": [...], "p99_ms": [...]}
 Scaling = dict[str, dict[str, list[float]]]  # workers -> view -> requests/s per rep
+Backends = dict[str, dict[str, list[float]]]  # backend -> view -> requests/s per rep
 Growth = dict[str, Any]  # {"sizes": [...], "rows": {row: {library: [ns per size]}}}
 
 # (label, numerator, denominator, limit): the ratio must be <= limit (None: no target)
@@ -45,6 +46,13 @@ OPS_TARGETS: list[tuple[str, str, str, float | None]] = [
      "redis: flask-caching ext.get small", 1.0),
     ("redis: ext.set small / Flask-Caching's", "redis: ours ext.set small",
      "redis: flask-caching ext.set small", None),
+]  # fmt: skip
+# (label, numerator, denominator, limit): the ratio of times must be >= limit
+OPS_AT_LEAST: list[tuple[str, str, str, float | None]] = [
+    ("redis: raw GET / tiered local hit (backend get)", "redis: raw GET small",
+     "tiered: backend get small (local copy)", 50.0),
+    ("redis: ext.get / tiered: ext.get (local copy)", "redis: ours ext.get small",
+     "tiered: ours ext.get small (local copy)", None),
 ]  # fmt: skip
 # (label, numerator, denominator, limit): requests/s ratio must be >= limit
 HTTP_TARGETS: list[tuple[str, str, str, float | None]] = [
@@ -85,6 +93,11 @@ def ratios(ops: Ops, http: Http) -> list[Ratio]:
     found = [
         Ratio(label, median_ratio(ops[top], ops[bottom]), limit, True)
         for label, top, bottom, limit in OPS_TARGETS
+        if top in ops and bottom in ops
+    ]
+    found += [
+        Ratio(label, median_ratio(ops[top], ops[bottom]), limit, False)
+        for label, top, bottom, limit in OPS_AT_LEAST
         if top in ops and bottom in ops
     ]
     found += [
@@ -184,7 +197,21 @@ def targets_table(found: list[Ratio]) -> list[str]:
                          "met"], rows)  # fmt: skip
 
 
-def report(ops: Ops, http: Http, scaling: Scaling, growth: Growth) -> str:
+def backends_table(backends: Backends) -> list[str]:
+    """Requests/s of hello and the cached view on each backend, and their ratio."""
+    rows = []
+    for backend, views in backends.items():
+        hello = statistics.median(views["hello"])
+        cached = statistics.median(views["cached (ours)"])
+        ratio = median_ratio(views["cached (ours)"], views["hello"])
+        rows.append([backend, f"{hello:,.0f}", f"{cached:,.0f}", f"{ratio:.2f}"])
+    header = ["backend (4 workers)", "hello req/s", "cached view req/s", "cached / hello"]
+    return [*simple_table(header, rows), ""]
+
+
+def report(
+    ops: Ops, http: Http, scaling: Scaling, growth: Growth, backends: Backends | None = None
+) -> str:
     """All the tables, as printed and as written into the docs."""
     lines = ops_table(ops)
     if growth:
@@ -193,5 +220,7 @@ def report(ops: Ops, http: Http, scaling: Scaling, growth: Growth) -> str:
         lines += http_table(http)
     if scaling:
         lines += scaling_table(scaling)
+    if backends:
+        lines += backends_table(backends)
     lines += targets_table(ratios(ops, http))
     return "\n".join(lines)

@@ -7,7 +7,8 @@
    and ``delete_edge`` with 1 000, 10 000 and 100 000 items in the store.
 3. End to end: uWSGI on loopback serving ``benchmarks/app.py``, loaded by ``wrk``
    (bounded duration) when it is installed, else by a small Python client: every view
-   with 4 workers, then three of them with 1, 2, 4 and 8 workers.
+   with 4 workers, then three of them with 1, 2, 4 and 8 workers; then hello and the
+   cached view on each backend (uwsgi, redis, tiered) with 4 workers.
 
 Every repetition measures everything once; ratios are taken inside a repetition and the
 table shows their medians (the machine is shared and noisy: only ratios from one run
@@ -31,7 +32,7 @@ from typing import Any
 
 from chart import chart
 from provenance import provenance, text_block, write_between_markers
-from report import Growth, Http, Ops, Scaling, report
+from report import Backends, Growth, Http, Ops, Scaling, report
 from servers import has_routing, load, redis_server, uwsgi_binary, uwsgi_server
 
 from flask_uwsgicache.edge import route_lines
@@ -118,6 +119,27 @@ def run_http(reps: int, seconds: float) -> Http:
     return results
 
 
+def run_backends(reps: int, seconds: float) -> Backends:
+    """Requests/s of hello and the cached view with 4 workers on each backend: uWSGI's
+    cache, Redis, and the tiered one (local copies in front of that Redis)."""
+    results: Backends = {}
+    paths = {name: PATHS[name] for name in ("hello", "cached (ours)")}
+    with redis_server() as redis_url:
+        if redis_url is None:
+            return results
+        for backend in ("uwsgi", "redis", "tiered"):
+            env = {"FLASK_UWSGICACHE_BACKEND": backend,
+                   "FLASK_UWSGICACHE_REDIS_URL": redis_url}  # fmt: skip
+            options = ["--cache2", CACHE2, "--lock-engine", "ipcsem", "--enable-threads"]
+            by_view: dict[str, list[float]] = {name: [] for name in paths}
+            with uwsgi_server(4, options, list(paths.values()), env) as server:
+                for _ in range(reps):
+                    for name, path in paths.items():
+                        by_view[name].append(load(server.url + path, seconds)[0])
+            results[backend] = by_view
+    return results
+
+
 def run_scaling(worker_counts: list[int], reps: int, seconds: float) -> Scaling:
     """Requests/s of hello and the two cached views at each number of workers."""
     results: Scaling = {}
@@ -170,9 +192,11 @@ def main() -> None:
     scaling: Scaling = (
         {} if args.no_http else run_scaling(args.workers, args.reps, args.scaling_seconds)
     )
-    table = report(ops, http, scaling, growth)
+    backends: Backends = {} if args.no_http else run_backends(args.reps, args.seconds)
+    table = report(ops, http, scaling, growth, backends)
     print("\n".join(head) + "\n\n" + table)
-    raw = {"ops": ops, "growth": growth, "http": http, "scaling": scaling}
+    raw = {"ops": ops, "growth": growth, "http": http, "scaling": scaling,
+           "backends": backends}  # fmt: skip
     (args.out / "latest.json").write_text(json.dumps(raw, indent=1))
     (args.out / "latest.rst").write_text("\n".join(head) + "\n\n" + table)
     title = f"flask-uwsgicache benchmarks, {datetime.date.today().isoformat()}"

@@ -4,6 +4,7 @@ loopback (each stopped by the pid it was started with), wrk or a bounded Python 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import signal
@@ -65,17 +66,22 @@ class Server:
 
 @contextlib.contextmanager
 def uwsgi_server(
-    workers: int, options: Sequence[str], warm_paths: Sequence[str]
+    workers: int,
+    options: Sequence[str],
+    warm_paths: Sequence[str],
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """uWSGI serving ``benchmarks/app.py`` on a loopback port with ``workers`` workers
-    and the extra ``options``, yielded once every warm path answered (which also fills
-    the caches); stopped with SIGINT by its master's pid."""
+    and the extra ``options`` (and ``env``: ``FLASK_UWSGICACHE_*`` settings), yielded
+    once every warm path answered (which also fills the caches); stopped with SIGINT by
+    its master's pid."""
     port = free_port()
     process = subprocess.Popen(
         [uwsgi_binary(), "--home", sys.prefix, "--master", "--processes", str(workers),
          "--die-on-term", "--http-socket", f"127.0.0.1:{port}", *options,
          "--wsgi-file", str(HERE / "app.py"), "--disable-logging"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

@@ -19,7 +19,7 @@ import redis
 from flask import Flask
 
 from flask_uwsgicache import BoundCache, UWSGICache
-from flask_uwsgicache.backends.coherence import BOUND, MAX_AGE
+from flask_uwsgicache.backends.coherence import BOUND, EPOCH, MAX_AGE
 from flask_uwsgicache.backends.tiered import TieredBackend
 
 RedisServer = Any  # tests/conftest.py's RedisServer: url, port, stop(), start()
@@ -141,13 +141,19 @@ def test_counters_and_add_are_decided_in_redis(machines: Machines) -> None:
 def test_a_local_copy_never_outlives_its_redis_expiry(machines: Machines) -> None:
     a, b = machines()
     storage_key = b"plain key"
-    a.backend.set(storage_key, b"entry", 0.4)
+    written = time.time()
+    a.backend.set(storage_key, b"entry", 0.5)
+    time.sleep(BOUND)  # the notice of the write has come (it would drop the copy)
     assert b.backend.get(storage_key) == b"entry"
     copy = tiered(b).local.get(storage_key)
     assert copy is not None
-    # The copy carries Redis' expiry (0.4 s from the write, to the millisecond).
-    assert abs(struct.unpack_from("<d", copy)[0] - (time.time() + 0.4)) < 0.1
-    time.sleep(0.45)
+    # The copy carries Redis' expiry (0.5 s from the write, to the millisecond), and
+    # the epoch it was made in.
+    expires, epoch = struct.unpack_from("<dq", copy)
+    assert abs(expires - (written + 0.5)) < 0.05
+    coherence = tiered(b).coherence
+    assert coherence is not None and epoch == coherence.cells[EPOCH] != 0
+    time.sleep(max(0.0, written + 0.55 - time.time()))
     assert b.backend.get(storage_key) is None
     # Without an expiry in Redis, none on the copy.
     a.backend.set(storage_key, b"entry", 0)

@@ -17,7 +17,8 @@ The time it was sent is the instance's *heartbeat*, and a local copy is served o
 while the heartbeat is younger than :data:`MAX_AGE`: a copy served is never older than
 that (the staleness bound, :data:`BOUND`). A listener that loses Redis, stalls or dies
 stops the heartbeat, and reads go to Redis until a listener is back: that one first
-subscribes, then drops every local copy (it may have missed notices), then beats.
+subscribes, then starts a new *epoch*, which kills every local copy made before (they
+may have missed notices), then beats.
 
 Filling a local copy races with notices: a worker reads Redis, a write and its notice
 come and go, and the worker then stores what it read. So each key hashes to a cell of a
@@ -59,7 +60,8 @@ LOST_AFTER: Final = 0.5
 REPLACE_AFTER: Final = 1.0
 #: Cells of key hashes.
 SLOTS: Final = 65536
-_HEARTBEAT, _EPOCH, _OWNER, _ALIVE = 0, 1, 2, 3
+#: The cells of the table's head (the key cells start at _FIRST).
+HEARTBEAT, EPOCH, OWNER, ALIVE = 0, 1, 2, 3
 _FIRST: Final = 8
 #: The table's size in bytes.
 SIZE: Final = (_FIRST + SLOTS) * 8
@@ -81,7 +83,7 @@ class Coherence:
 
     def serving(self) -> bool:
         """True if local copies may be served now (the heartbeat is young enough)."""
-        beat = self.cells[_HEARTBEAT]
+        beat = self.cells[HEARTBEAT]
         return beat != 0 and time.monotonic_ns() - beat < MAX_AGE * 1e9
 
     def cell_of(self, key: bytes) -> int:
@@ -89,52 +91,52 @@ class Coherence:
 
     def mark(self, cell: int) -> tuple[int, int]:
         """What a filler notes before it reads Redis."""
-        return self.cells[_EPOCH], self.cells[cell]
+        return self.cells[EPOCH], self.cells[cell]
 
     def touched(self, cell: int) -> None:
         """A copy under this cell is about to be dropped: fillers must not keep theirs."""
         self.cells[cell] = _changed()
 
     def beat(self, sent: int) -> None:
-        self.cells[_HEARTBEAT] = sent
+        self.cells[HEARTBEAT] = sent
 
     def down(self) -> None:
         """No listener is in sync: no local copy is served until one is."""
-        self.cells[_HEARTBEAT] = 0
+        self.cells[HEARTBEAT] = 0
 
     def new_epoch(self) -> None:
-        self.cells[_EPOCH] = _changed()
+        self.cells[EPOCH] = _changed()
 
     # -- who listens --------------------------------------------------------------
 
     def claim(self) -> bool:
         """Make this process the listener if no live one is; True if it is now."""
-        alive = self.cells[_ALIVE]
+        alive = self.cells[ALIVE]
         if alive and time.monotonic_ns() - alive < REPLACE_AFTER * 1e9:
-            return self.cells[_OWNER] == os.getpid()
+            return self.cells[OWNER] == os.getpid()
         # Two processes may claim at once: the last one written owns it, and the
         # other's thread sees that at its next turn and stops.
-        self.cells[_OWNER] = os.getpid()
-        self.cells[_ALIVE] = time.monotonic_ns()
+        self.cells[OWNER] = os.getpid()
+        self.cells[ALIVE] = time.monotonic_ns()
         return True
 
     def still_mine(self) -> bool:
         """True (and the listener shown alive) while this process owns the listener."""
-        if self.cells[_OWNER] != os.getpid():
+        if self.cells[OWNER] != os.getpid():
             return False
-        self.cells[_ALIVE] = time.monotonic_ns()
+        self.cells[ALIVE] = time.monotonic_ns()
         return True
 
     def listener_pid(self) -> int | None:
         """The pid of the process whose listener showed it was alive lately."""
-        alive = self.cells[_ALIVE]
+        alive = self.cells[ALIVE]
         if alive and time.monotonic_ns() - alive < REPLACE_AFTER * 1e9:
-            return self.cells[_OWNER]
+            return self.cells[OWNER]
         return None
 
     def release(self) -> None:
-        if self.cells[_OWNER] == os.getpid():
-            self.cells[_ALIVE] = 0
+        if self.cells[OWNER] == os.getpid():
+            self.cells[ALIVE] = 0
             self.down()
 
 
@@ -147,7 +149,6 @@ class Listener(threading.Thread):
         connect: Callable[[], Any],
         prefix: bytes,
         drop: Callable[[bytes], None],
-        drop_all: Callable[[], None],
         where: str,
     ) -> None:
         super().__init__(name="flask-uwsgicache tiered listener", daemon=True)
@@ -155,7 +156,6 @@ class Listener(threading.Thread):
         self.connect = connect
         self.prefix = prefix
         self.drop = drop
-        self.drop_all = drop_all
         self.where = where
         self.stopping = threading.Event()
         self.log = RateLimitedLog()
@@ -198,10 +198,9 @@ class Listener(threading.Thread):
             connection.send_command("SUBSCRIBE", CHANNEL)
             connection.read_response()
             # Subscribed: from now on every change is told. What was stored before
-            # may have missed its notice: a new epoch (fillers under way drop what
-            # they store), then no copy at all.
+            # may have missed its notice: a new epoch, and every copy of an earlier
+            # one is dead (fillers under way store copies of the old one).
             self.coherence.new_epoch()
-            self.drop_all()
             self.connects += 1
             self._apply(connection)
         finally:
@@ -224,7 +223,6 @@ class Listener(threading.Thread):
                 keys = message[2]
                 if keys is None:  # FLUSHDB, FLUSHALL: everything changed
                     self.coherence.new_epoch()
-                    self.drop_all()
                 else:
                     for key in keys:
                         self.drop(key)

@@ -18,9 +18,12 @@ a repeated read costs shared memory, not a round trip.
   past it. Without a listener in sync (starting, Redis lost, the listener's process
   gone) every read goes to Redis.
 
-A local copy is the Redis entry after 8 bytes: its Redis expiry, a double of seconds
-since the epoch (0: none). Keys longer than the local cache's ``keysize`` are hashed for it
-alone: the entries in Redis are the same whatever line each machine runs.
+A local copy is the Redis entry after 16 bytes: its Redis expiry (a double of seconds
+since the epoch, 0: none) and the epoch of the coherence table it was made in; a new
+epoch (a listener that reconnects, ``clear``, ``FLUSHDB``) makes every older copy dead
+at once, without a walk of the local store (which may hold other entries too). Keys
+longer than the local cache's ``keysize`` are hashed for it alone: the entries in Redis
+are the same whatever line each machine runs.
 """
 
 from __future__ import annotations
@@ -39,13 +42,18 @@ from .. import sharedtables
 from ..errors import CacheError
 from ..logs import RateLimitedLog
 from .base import Backend
-from .coherence import MAX_AGE, SIZE, Coherence, Listener
+from .coherence import EPOCH, HEARTBEAT, MAX_AGE, SIZE, Coherence, Listener
 from .redis import RedisBackend
 
 logger = logging.getLogger("flask_uwsgicache")
 
-_EXPIRY: Final = struct.Struct("<d")
-_HEAD: Final = _EXPIRY.size
+# A copy's head: its Redis expiry (seconds since the epoch, 0: none) and the epoch of
+# the coherence table it was made in.
+_COPY: Final = struct.Struct("<dq")
+_HEAD: Final = _COPY.size
+_unpack_head = _COPY.unpack_from
+_monotonic_ns = time.monotonic_ns
+_time = time.time
 MAX_AGE_NS: Final = int(MAX_AGE * 1e9)
 #: How often a process that finds no listener in sync tries to become it (seconds).
 CLAIM_EVERY: Final = 0.5
@@ -65,6 +73,7 @@ class TieredBackend(Backend):
         self.max_value_size = remote.max_value_size
         self.max_items = None
         self.coherence = Coherence(table) if table is not None else None
+        self._cells = self.coherence.cells if self.coherence is not None else None
         self._local_key_size = local.max_key_size
         self._local_value_size = local.max_value_size - _HEAD
         self._read, self._read_name = local.reader()
@@ -91,14 +100,22 @@ class TieredBackend(Backend):
         return False
 
     def _copy_of(self, key: bytes) -> bytes | None:
-        """The local copy's entry, if there is one within its Redis expiry."""
+        """The local copy's entry, if there is one of this epoch within its Redis
+        expiry."""
         copy = self.local.get(self._local_key(key))
-        if copy is None:
-            return None
-        expires = _EXPIRY.unpack_from(copy)[0]
-        if expires and expires <= time.time():
+        if copy is None or self._dead(copy):
             return None
         return copy[_HEAD:]
+
+    def _dead(self, copy: bytes) -> bool:
+        """True for a copy past its Redis expiry or of an earlier epoch (and for bytes
+        that are no copy)."""
+        if len(copy) < _HEAD or self.coherence is None:
+            return True
+        expires, epoch = _COPY.unpack_from(copy)
+        if epoch != self.coherence.cells[EPOCH]:
+            return True
+        return bool(expires) and expires <= time.time()
 
     def _keep(self, key: bytes, entry: bytes, ttl: float, mark: tuple[int, int]) -> None:
         """Store a copy of what Redis answered, unless a change came meanwhile."""
@@ -107,14 +124,14 @@ class TieredBackend(Backend):
         assert self.coherence is not None
         expires = time.time() + ttl if ttl else 0.0
         local_key = self._local_key(key)
-        copy = _EXPIRY.pack(expires) + entry
+        copy = _COPY.pack(expires, mark[0]) + entry
         try:
             self.local.set(local_key, copy, ttl)
         except CacheError:
-            # Full: copies past their expiry make room (uWSGI keeps them until its
-            # sweeper runs; docs/uwsgi-cache2-facts.rst §5), else this key is read from
-            # Redis until there is room.
-            if not self.local.make_room(_expired):
+            # Full: dead copies make room (uWSGI keeps expired items until its sweeper
+            # runs; docs/uwsgi-cache2-facts.rst §5), else this key is read from Redis
+            # until there is room.
+            if not self.local.make_room(self._dead):
                 return
             try:
                 self.local.set(local_key, copy, ttl)
@@ -152,7 +169,6 @@ class TieredBackend(Backend):
                 self.remote.listening_connection,
                 namespace,
                 lambda name: self._drop(name[len(namespace) :]),
-                self._drop_all,
                 self.remote.url,
             )
             listener.start()
@@ -160,25 +176,25 @@ class TieredBackend(Backend):
         finally:
             self._claiming.release()
 
-    def _drop_all(self) -> None:
-        self.local.clear()
-
     # -- the contract ---------------------------------------------------------------
 
-    def get(self, key: bytes) -> bytes | None:
+    def reader(self) -> tuple[Callable[[bytes, str], bytes | None], str]:
+        return self.get, ""
+
+    def get(self, key: bytes, _name: str = "") -> bytes | None:
         # _serving() and _copy_of() written out: this is the local hit, the path the
-        # backend exists for.
-        coherence = self.coherence
-        if coherence is not None:
-            beat = coherence.cells[0]
-            if beat and time.monotonic_ns() - beat < MAX_AGE_NS:
+        # backend exists for. (``_name``: the hot path's form, reader().)
+        cells = self._cells
+        if cells is not None:
+            beat = cells[HEARTBEAT]
+            if beat and _monotonic_ns() - beat < MAX_AGE_NS:
                 copy = self._read(
                     key if len(key) <= self._local_key_size else self._local_key(key),
                     self._read_name,
                 )
                 if copy is not None:
-                    expires = _EXPIRY.unpack_from(copy)[0]
-                    if not expires or expires > time.time():
+                    expires, epoch = _unpack_head(copy)
+                    if epoch == cells[EPOCH] and (not expires or expires > _time()):
                         return copy[_HEAD:]
                 return self._fill([key])[0]
             self._claim()
@@ -263,8 +279,7 @@ class TieredBackend(Backend):
             self.remote.clear()
         finally:
             if self.coherence is not None:
-                self.coherence.new_epoch()
-                self.local.clear()
+                self.coherence.new_epoch()  # every copy here is of an earlier one
 
     def lock(self) -> AbstractContextManager[None]:
         return self.remote.lock()
@@ -296,11 +311,6 @@ class TieredBackend(Backend):
     def secret_scope(self) -> str:
         # Entries in Redis are the redis backend's: machines may run either.
         return self.remote.name
-
-
-def _expired(copy: bytes) -> bool:
-    expires = _EXPIRY.unpack_from(copy)[0] if len(copy) >= _HEAD else 1.0
-    return bool(expires) and expires <= time.time()
 
 
 def can_listen() -> bool:
