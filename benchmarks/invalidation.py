@@ -11,6 +11,9 @@ write until a listener on another connection has read the notice of it:
   listener (RESP2: the notice arrives as a pub/sub message), and also for keys that
   expire or are evicted, and for writes by clients that know nothing of it.
 
+* **the tiered backend**, as it runs: a write through one tiered cache until another's
+  listener has applied the notice (dropped its copy).
+
 A background writer keeps Redis busy with other writes meanwhile. Bounded: ``--count``
 writes per way (at most ``--seconds`` each). Prints milliseconds (p50, p99, max) and the
 commands a write costs; nothing is written into the docs.
@@ -27,10 +30,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import redis
+from flask import Flask
 from provenance import provenance
 from redis.connection import Connection
 from report import simple_table
 from servers import redis_server, uwsgi_binary
+
+from flask_uwsgicache import UWSGICache
 
 PREFIX = "inv:"
 CHANNEL = "invalidate"
@@ -147,6 +153,60 @@ def measure(url: str, way: str, count: int, seconds: float) -> list[float]:
     return delays
 
 
+def measure_tiered(url: str, count: int, seconds: float) -> list[float]:
+    """Seconds from each write through one tiered cache (one machine) until another's
+    listener has dropped its copy: the delay the staleness bound is built on, as the
+    backend lives it (in one process here: both listeners share its interpreter)."""
+    machines = []
+    for name in ("a", "b"):
+        app = Flask(name)
+        app.config.update(
+            SECRET_KEY="bench", UWSGICACHE_BACKEND="tiered", UWSGICACHE_REDIS_URL=url,
+            UWSGICACHE_NAME="invalidation",
+        )  # fmt: skip
+        UWSGICache(app)
+        machines.append(app.extensions["uwsgicache"])
+    writer, reader = (cache.backend for cache in machines)
+    deadline = time.monotonic() + 10
+    while not reader.describe()["local_copies"]:  # a read starts its listener
+        if time.monotonic() > deadline:
+            raise SystemExit("the tiered backend's listener did not come in sync")
+        reader.get(b"start")
+        time.sleep(0.01)
+    sent: dict[bytes, float] = {}
+    delays: list[float] = []
+    dropped = reader._drop
+
+    def drop(key: bytes) -> None:
+        dropped(key)
+        if key in sent:
+            delays.append(time.perf_counter() - sent.pop(key))
+
+    reader._drop = drop  # the listener calls it for each notice
+    reader._listener.drop = lambda name: drop(name[len(reader.remote.namespace) :])
+    quiet = threading.Event()
+    noise = threading.Thread(
+        target=busy, args=(redis.Redis.from_url(url, protocol=2), quiet)
+    )
+    noise.start()
+    try:
+        stop = time.monotonic() + seconds
+        for number in range(count):
+            if time.monotonic() > stop:
+                break
+            key = f"w{number}".encode()
+            sent[key] = time.perf_counter()
+            writer.set(key, b"v", 60)
+            time.sleep(0.001)
+        time.sleep(0.5)
+    finally:
+        quiet.set()
+        noise.join()
+        for backend in (writer, reader):
+            backend.close()
+    return delays
+
+
 def table(results: dict[str, tuple[list[float], int]]) -> str:
     rows = []
     for way, (delays, sent) in results.items():
@@ -155,7 +215,7 @@ def table(results: dict[str, tuple[list[float], int]]) -> str:
         rows.append([
             way, f"{len(ms)}/{sent}", f"{statistics.median(ms):.3f}" if ms else "-",
             f"{p99:.3f}", f"{max(ms):.3f}" if ms else "-",
-            "SET+PUBLISH (1 round trip)" if way == "pub/sub" else "SET",
+            {"pub/sub": "SET+PUBLISH (1 round trip)"}.get(way, "SET"),
         ])  # fmt: skip
     header = ["way", "notices", "p50 ms", "p99 ms", "max ms", "a write sends"]
     return "\n".join(simple_table(header, rows))
@@ -174,6 +234,10 @@ def main() -> None:
             way: (measure(url, way, args.count, args.seconds), args.count)
             for way in ("pub/sub", "client tracking")
         }
+        results["tiered backend (copy dropped)"] = (
+            measure_tiered(url, args.count, args.seconds),
+            args.count,
+        )
     print("\n".join(head) + "\n\n" + table(results))
 
 
