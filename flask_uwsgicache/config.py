@@ -75,6 +75,14 @@ _TYPES = {
         "cachelib.RedisCache",
         "cachelib.redis.RedisCache",
     ),
+    # Sentinel: the URL the CACHE_REDIS_SENTINEL* settings describe (_sentinel_url).
+    "redis+sentinel": (
+        "redissentinel",
+        "RedisSentinelCache",
+        "flask_caching.backends.RedisSentinelCache",
+        "flask_caching.backends.redissentinel",
+        "flask_caching.backends.rediscache.RedisSentinelCache",
+    ),
     "null": (
         "null",
         "NullCache",
@@ -98,9 +106,6 @@ _OTHER_BACKENDS_ONLY = (
     "CACHE_MEMCACHED_USERNAME",
     "CACHE_MEMCACHED_PASSWORD",
     "CACHE_GCS_BUCKET",
-    "CACHE_REDIS_SENTINELS",
-    "CACHE_REDIS_SENTINEL_MASTER",
-    "CACHE_REDIS_SENTINEL_PASSWORD",
     "CACHE_REDIS_CLUSTER",
 )
 
@@ -226,7 +231,9 @@ def from_flask_caching(
     if "UWSGICACHE_BACKEND" not in given:
         if "CACHE_TYPE" in config:
             backend = _backend(config["CACHE_TYPE"], config)
-            settings["UWSGICACHE_BACKEND"] = backend
+            settings["UWSGICACHE_BACKEND"] = (
+                "redis" if backend == "redis+sentinel" else backend
+            )
         # Arguments for Flask-Caching's backend classes; ours is chosen by name.
         _refuse_unsupported(config, ("CACHE_ARGS", "CACHE_OPTIONS"))
     for old, new in ALIASES.items():
@@ -235,7 +242,11 @@ def from_flask_caching(
     derived: dict[str, Callable[[], Any]] = {
         "UWSGICACHE_SERIALIZER": lambda: _serializer(config.get("CACHE_SERIALIZER")),
         "UWSGICACHE_NAME": lambda: _uwsgi_name(config.get("CACHE_UWSGI_NAME")),
-        "UWSGICACHE_REDIS_URL": lambda: _redis_url(config, redis=backend == "redis"),
+        "UWSGICACHE_REDIS_URL": lambda: (
+            _sentinel_url(config)
+            if backend == "redis+sentinel"
+            else _redis_url(config, redis=backend == "redis")
+        ),
         # 500: SimpleCache's default threshold.
         "UWSGICACHE_MEMORY": lambda: (
             _memory_line(config.get("CACHE_THRESHOLD", 500))
@@ -260,7 +271,8 @@ def _backend(cache_type: Any, config: Mapping[str, Any]) -> str:
         f"CACHE_TYPE is {cache_type!r}, a Flask-Caching backend flask-uwsgicache does not "
         f"have{' (with ' + ', '.join(others) + ')' if others else ''}. Set "
         f"UWSGICACHE_BACKEND to 'uwsgi' (uWSGI's shared cache), 'redis' (with "
-        f"UWSGICACHE_REDIS_URL; Sentinel and Cluster are not supported), 'memory' "
+        f"UWSGICACHE_REDIS_URL, redis+sentinel:// for Sentinel; Cluster is not "
+        f"supported), 'tiered' (uWSGI's cache in front of Redis), 'memory' "
         f"(one process, like SimpleCache) or 'null' (stores nothing), and remove "
         f"CACHE_TYPE."
     )
@@ -326,6 +338,38 @@ def _redis_url(config: Mapping[str, Any], redis: bool = False) -> str | None:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # an IPv6 address
     return f"redis://{credentials}{host}:{port}/{_number('CACHE_REDIS_DB', database or 0)}"
+
+
+def _sentinel_url(config: Mapping[str, Any]) -> str:
+    """The ``redis+sentinel://`` URL Flask-Caching's ``RedisSentinelCache`` settings
+    describe (with its defaults: a Sentinel on localhost:26379, the service
+    ``mymaster``)."""
+    sentinels = config.get("CACHE_REDIS_SENTINELS") or [("127.0.0.1", 26379)]
+    hosts = []
+    for sentinel in sentinels:
+        if isinstance(sentinel, str):
+            host, _, port = sentinel.rpartition(":")
+        elif isinstance(sentinel, (list, tuple)) and len(sentinel) == 2:
+            host, port = sentinel
+        else:
+            host = port = ""
+        if not host or not str(port).isdigit():
+            raise ValueError(
+                f"CACHE_REDIS_SENTINELS holds {sentinel!r}; give each Sentinel as a "
+                f"(host, port) pair, for example [('10.0.0.1', 26379)], or set "
+                f"UWSGICACHE_REDIS_URL to redis+sentinel://10.0.0.1:26379/mymaster/0."
+            )
+        hosts.append(f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}")
+    password = config.get("CACHE_REDIS_PASSWORD")
+    credentials = f":{quote(str(password), safe='')}@" if password else ""
+    master = quote(str(config.get("CACHE_REDIS_SENTINEL_MASTER") or "mymaster"), safe="")
+    database = _number("CACHE_REDIS_DB", config.get("CACHE_REDIS_DB") or 0)
+    url = f"redis+sentinel://{credentials}{','.join(hosts)}/{master}/{database}"
+    if config.get("CACHE_REDIS_SENTINEL_PASSWORD"):
+        url += "?sentinel_password=" + quote(
+            str(config["CACHE_REDIS_SENTINEL_PASSWORD"]), safe=""
+        )
+    return url
 
 
 def _number(key: str, value: Any) -> int:

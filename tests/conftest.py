@@ -372,6 +372,16 @@ def children(pid: int) -> list[int]:
         return []
 
 
+@pytest.fixture
+def redis_binary() -> str:
+    """The redis-server binary (it runs a Sentinel too, with --sentinel)."""
+    found = shutil.which("redis-server")
+    if found is None:
+        needs("redis-server is not installed (Debian: apt-get install redis-server)")
+    assert found is not None
+    return found
+
+
 def start_redis() -> RedisServer:
     """A new redis-server on a free loopback port (skips without the binary)."""
     if shutil.which("redis-server") is None:

@@ -181,7 +181,7 @@ def test_flask_caching_redis_config_talks_to_redis(
     [
         ({"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": "/tmp/x"}, "UWSGICACHE_BACKEND"),
         ({"CACHE_TYPE": "MemcachedCache"}, "UWSGICACHE_BACKEND"),
-        ({"CACHE_TYPE": "RedisSentinelCache"}, "UWSGICACHE_BACKEND"),
+        ({"CACHE_TYPE": "RedisClusterCache"}, "UWSGICACHE_BACKEND"),
         ({"CACHE_TYPE": "myapp.caches.Custom"}, "UWSGICACHE_BACKEND"),
         ({"CACHE_UWSGI_NAME": "mycache@127.0.0.1:3031"}, "UWSGICACHE_NAME"),
         ({"CACHE_REDIS_HOST": object()}, "UWSGICACHE_REDIS_URL"),

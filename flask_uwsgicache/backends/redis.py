@@ -24,10 +24,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from ..errors import (
     BackendUnavailableError,
@@ -98,6 +100,62 @@ _GLOB = re.compile(rb"([*?\[\]\\])")
 T = TypeVar("T")
 
 
+SENTINEL_SCHEME = "redis+sentinel://"
+
+
+def sentinel_client(url: str, settings: dict[str, Any]) -> redis.Redis:
+    """A client of the master that the Sentinels of ``url`` name:
+    ``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]``, with
+    ``?sentinel_password=...`` when the Sentinels have one of their own. The password is
+    the master's. Each connection asks the Sentinels where the master is, so after a
+    failover the clients reconnect to the new one."""
+    parts = urlsplit(url)
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = credentials.partition(":")
+    path = [unquote(part) for part in parts.path.split("/") if part]
+    options = parse_qs(parts.query)
+    unknown = set(options) - {"sentinel_password"}
+    if not hosts or len(path) not in (1, 2) or unknown:
+        raise ValueError(
+            f"UWSGICACHE_REDIS_URL is {shown_url(url)!r}; a Sentinel URL names the "
+            f"Sentinels and the master's service name, and optionally the database: "
+            f"redis+sentinel://127.0.0.1:26379,10.0.0.2:26379/mymaster/0"
+            + (f" (unknown options: {', '.join(sorted(unknown))})" if unknown else "")
+            + "."
+        )
+    sentinels = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            raise ValueError(
+                f"UWSGICACHE_REDIS_URL names the Sentinel {host!r}: give each as "
+                f"host:port, for example 127.0.0.1:26379."
+            )
+        sentinels.append((name.strip("[]"), int(port)))
+    database = path[1] if len(path) == 2 else "0"
+    if not database.isdigit():
+        raise ValueError(
+            f"UWSGICACHE_REDIS_URL names the database {database!r}: use its number."
+        )
+    sentinel_settings = {
+        "socket_timeout": settings["socket_timeout"],
+        "socket_connect_timeout": settings["socket_connect_timeout"],
+    }
+    if "sentinel_password" in options:
+        sentinel_settings["password"] = options["sentinel_password"][0]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinels, sentinel_kwargs=sentinel_settings
+    )
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        path[0],
+        db=int(database),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        **settings,
+    )
+    return client
+
+
 class RedisBackend(Backend):
     """One namespace of a Redis database."""
 
@@ -112,9 +170,15 @@ class RedisBackend(Backend):
             )
         self.url = shown_url(url)
         # Fail fast, no retries: a miss now is better than a request that waits.
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
-        )
+        settings: dict[str, Any] = {
+            "socket_timeout": 1.0,
+            "socket_connect_timeout": 1.0,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if url.startswith(SENTINEL_SCHEME):
+            self.client = sentinel_client(url, settings)
+        else:
+            self.client = redis.Redis.from_url(url, **settings)
         # Fenced: the cache "site" cannot reach the entries of "site:staging".
         self.namespace = fenced(f"uwsgicache:{cache_name}")
         self.cache_name = cache_name
