@@ -16,7 +16,7 @@ write until a listener on another connection has read the notice of it:
 
 A background writer keeps Redis busy with other writes meanwhile. Bounded: ``--count``
 writes per way (at most ``--seconds`` each). Prints milliseconds (p50, p99, max) and the
-commands a write costs; nothing is written into the docs.
+commands a write costs, and writes them into docs/tiered.rst (not with ``--quick``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 import redis
 from flask import Flask
-from provenance import provenance
+from provenance import provenance, publish
 from redis.connection import Connection
 from report import simple_table
 from servers import redis_server, uwsgi_binary
@@ -225,7 +225,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--count", type=int, default=2000, help="writes per way")
     parser.add_argument("--seconds", type=float, default=20.0, help="at most, per way")
+    parser.add_argument(
+        "--quick", action="store_true", help="200 writes per way; the docs are left alone"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.count = 200
     head = provenance(uwsgi_binary())
     with redis_server() as url:
         if url is None:
@@ -238,7 +243,10 @@ def main() -> None:
             measure_tiered(url, args.count, args.seconds),
             args.count,
         )
-    print("\n".join(head) + "\n\n" + table(results))
+    publish(
+        head, table(results), "invalidation", "benchmarks/invalidation.py",
+        args.quick, "tiered.rst",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

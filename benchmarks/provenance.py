@@ -123,10 +123,17 @@ def text_block(text: str) -> str:
     return f".. code-block:: text\n\n{indented}\n"
 
 
-def publish(head: list[str], text: str, name: str, script: str, quick: bool) -> None:
+def publish(
+    head: list[str],
+    text: str,
+    name: str,
+    script: str,
+    quick: bool,
+    page: str = "operations.rst",
+) -> None:
     """Print ``text`` under its provenance ``head``; unless ``quick``, also write both
-    into docs/operations.rst between the markers of ``name``."""
+    into docs/``page`` between the markers of ``name``."""
     print("\n".join(head) + "\n\n" + text)
     if not quick:
         block = "\n".join(head) + "\n\n" + text_block(text)
-        write_between_markers(ROOT / "docs" / "operations.rst", name, script, block)
+        write_between_markers(ROOT / "docs" / page, name, script, block)

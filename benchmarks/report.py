@@ -209,6 +209,23 @@ def backends_table(backends: Backends) -> list[str]:
     return [*simple_table(header, rows), ""]
 
 
+def backends_report(ops: Ops, backends: Backends) -> str:
+    """What docs/tiered.rst shows: a read on each Redis path and the backends' views."""
+    names = ["redis: raw GET small", "redis: ours ext.get small",
+             "tiered: backend get small (local copy)",
+             "tiered: ours ext.get small (local copy)"]  # fmt: skip
+    rows = [[name, f"{statistics.median(ops[name]):.0f}"] for name in names if name in ops]
+    lines = simple_table(["read of a small value, in one uWSGI worker", "ns/op"], rows)
+    lines += [
+        f"{ratio.label}: {ratio.value:.1f}"
+        for ratio in ratios(ops, {})
+        if ratio.label.startswith("redis: raw GET") or "tiered" in ratio.label
+    ]
+    if backends:
+        lines += ["", *backends_table(backends)]
+    return "\n".join(lines)
+
+
 def report(
     ops: Ops, http: Http, scaling: Scaling, growth: Growth, backends: Backends | None = None
 ) -> str:

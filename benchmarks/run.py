@@ -32,7 +32,7 @@ from typing import Any
 
 from chart import chart
 from provenance import provenance, text_block, write_between_markers
-from report import Backends, Growth, Http, Ops, Scaling, report
+from report import Backends, Growth, Http, Ops, Scaling, backends_report, report
 from servers import has_routing, load, redis_server, uwsgi_binary, uwsgi_server
 
 from flask_uwsgicache.edge import route_lines
@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DOCS_PAGE = ROOT / "docs" / "benchmarks.rst"
 DOCS_CHART = ROOT / "docs" / "_static" / "benchmarks.png"
+TIERED_PAGE = ROOT / "docs" / "tiered.rst"
 CACHE2 = "name=bench,items=2000,blocksize=65536,keysize=250"
 PATHS = {"hello": "/hello", "5 ms view": "/slow", "cached (ours)": "/cached",
          "cached (Flask-Caching)": "/flask-caching",
@@ -206,6 +207,8 @@ def main() -> None:
     if args.to_docs:
         block = "\n".join(head) + "\n\n" + text_block(table)
         write_between_markers(DOCS_PAGE, "results", "benchmarks/run.py", block)
+        block = "\n".join(head) + "\n\n" + text_block(backends_report(ops, backends))
+        write_between_markers(TIERED_PAGE, "backends", "benchmarks/run.py", block)
 
 
 if __name__ == "__main__":

@@ -171,6 +171,14 @@ class Listener(threading.Thread):
                 try:
                     self._listen()
                     pause = 0.05
+                except redis.ResponseError as error:
+                    self.coherence.down()
+                    self.log.warning(
+                        "TieredListener",
+                        f"flask-uwsgicache: Redis at {self.where} refused the tiered "
+                        f"cache's listener ({error}; client tracking needs Redis 6 or "
+                        f"later): local copies are not served, reads go to Redis",
+                    )
                 except (redis.RedisError, OSError, ValueError, IndexError) as error:
                     self.coherence.down()
                     self.log.warning(
