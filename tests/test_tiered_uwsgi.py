@@ -28,10 +28,11 @@ RedisServer = Any
 REDIS_TIMEOUT = 1.0
 
 
-def instance(start_uwsgi: Start, url: str) -> Any:
+def instance(start_uwsgi: Start, url: str, *extra: str) -> Any:
     pidfile = os.path.join(tempfile.gettempdir(), "flask-uwsgicache-tiered-{port}.pid")
     server = start_uwsgi(
-        ["--ini", "tests/apps/tiered.ini", "--pidfile", pidfile], {"REDIS_URL": url}
+        ["--ini", "tests/apps/tiered.ini", "--pidfile", pidfile, *extra],
+        {"REDIS_URL": url},
     )
     in_sync(server)
     return server
@@ -89,13 +90,23 @@ def test_a_write_on_one_instance_is_read_on_the_other(
     assert reads(a, "greeting") == [None] * 16
 
 
+@pytest.mark.parametrize(
+    "recycled",
+    [(), ("--max-requests", "40", "--min-worker-lifetime", "1")],
+    ids=["steady", "workers recycled"],
+)
 def test_nothing_stale_past_the_bound_under_load(
-    start_uwsgi: Start, own_redis: RedisServer
+    start_uwsgi: Start, own_redis: RedisServer, recycled: tuple[str, ...]
 ) -> None:
-    a, b = instance(start_uwsgi, own_redis.url), instance(start_uwsgi, own_redis.url)
+    """One instance writes a count as fast as it can; three clients read the other
+    (whose workers are recycled, listener and all, every 40 requests in the second
+    run): every value read was the newest BOUND seconds before the read began."""
+    a = instance(start_uwsgi, own_redis.url)
+    b = instance(start_uwsgi, own_redis.url, *recycled)
     put(a, "n", 0)
     written: list[tuple[float, int]] = [(time.monotonic(), 0)]
     late: list[tuple[object, int]] = []
+    pids: set[int] = set()
     stop = time.monotonic() + 3
 
     def write() -> None:
@@ -108,7 +119,9 @@ def test_nothing_stale_past_the_bound_under_load(
     def read() -> None:
         while time.monotonic() < stop:
             asked = time.monotonic()
-            seen = b.json("/api/keys/n")["value"]
+            answer = b.json("/api/keys/n")
+            seen = answer["value"]
+            pids.add(answer["pid"])
             due = max(
                 (value for at, value in list(written) if at < asked - BOUND), default=0
             )
@@ -123,6 +136,7 @@ def test_nothing_stale_past_the_bound_under_load(
     for thread in threads:
         thread.join(timeout=60)
     assert len(written) > 20 and not late, late[:5]
+    assert len(pids) > 4 if recycled else len(pids) <= 4
 
 
 def test_counters_stay_exact_across_instances(
