@@ -49,6 +49,16 @@ def in_sync(server: Any, timeout: float = 10) -> dict[str, Any]:
         time.sleep(0.05)
 
 
+def copied(start_uwsgi: Start, url: str, value: str) -> tuple[Any, Any]:
+    """Two instances, ``k`` written on the first as ``value`` and copied by the
+    second."""
+    a, b = instance(start_uwsgi, url), instance(start_uwsgi, url)
+    put(a, "k", value)
+    time.sleep(BOUND)
+    assert reads(b, "k") == [value] * 16
+    return a, b
+
+
 def put(server: Any, key: str, value: object) -> None:
     assert server.json(f"/api/keys/{key}", "PUT", {"value": value})["stored"]
 
@@ -161,10 +171,7 @@ def test_counters_stay_exact_across_instances(
 def test_a_killed_listener_is_replaced_and_nothing_stale_is_served(
     start_uwsgi: Start, own_redis: RedisServer
 ) -> None:
-    a, b = instance(start_uwsgi, own_redis.url), instance(start_uwsgi, own_redis.url)
-    put(a, "k", "old")
-    time.sleep(BOUND)
-    assert reads(b, "k") == ["old"] * 16
+    a, b = copied(start_uwsgi, own_redis.url, "old")
     listener = in_sync(b)["listener_pid"]
     os.kill(listener, signal.SIGKILL)
     put(a, "k", "new")  # no listener of b's hears of it
@@ -180,10 +187,7 @@ def test_a_killed_listener_is_replaced_and_nothing_stale_is_served(
 def test_a_restarted_redis_leaves_no_stale_copy(
     start_uwsgi: Start, own_redis: RedisServer
 ) -> None:
-    a, b = instance(start_uwsgi, own_redis.url), instance(start_uwsgi, own_redis.url)
-    put(a, "k", "before")
-    time.sleep(BOUND)
-    assert reads(b, "k") == ["before"] * 16
+    a, b = copied(start_uwsgi, own_redis.url, "before")
     own_redis.stop()
     started = time.monotonic()
     assert reads(b, "k", 4) == [None] * 4  # answered, by Redis' absence
@@ -200,10 +204,7 @@ def test_a_restarted_redis_leaves_no_stale_copy(
 def test_a_paused_redis_makes_no_request_hang_and_serves_nothing_stale(
     start_uwsgi: Start, own_redis: RedisServer
 ) -> None:
-    a, b = instance(start_uwsgi, own_redis.url), instance(start_uwsgi, own_redis.url)
-    put(a, "k", "before")
-    time.sleep(BOUND)
-    assert reads(b, "k") == ["before"] * 16
+    a, b = copied(start_uwsgi, own_redis.url, "before")
     assert own_redis.process is not None
     own_redis.process.send_signal(signal.SIGSTOP)
     slowest = 0.0
