@@ -2,12 +2,13 @@
 
 A table is ``MAP_SHARED`` memory made by the process that forks the others (the
 master, or the only process without one) before it forks, or, when the app is loaded
-in each worker (``lazy-apps``) or in a mule, a file named after the master (its pid and
-start time) in a directory of the user's own, mode 0700, in the temporary directory
+in each worker (``lazy-apps``) or in a mule, a file named after the master (its pid,
+start time and pid namespace: containers that share the directory all have a pid 1) in
+a directory of the user's own, mode 0700, in the temporary directory
 (``flask-uwsgicache-<uid>``; the next instance that starts removes the files of masters
-that are gone). Where the processes cannot meet (lazy-apps without a master, a directory
-or file that is not the user's own) there is no table, and one log line says why: each
-user of a table decides what to do without one. A new table holds zeros.
+that are gone). Where the processes cannot meet (lazy-apps without a master, a
+directory or file that is not the user's own) there is no table, and one log line says
+why: each user of a table decides what to do without one. A new table holds zeros.
 """
 
 from __future__ import annotations
@@ -52,8 +53,18 @@ def map_table(kind: str, identity: str, size: int, purpose: str) -> mmap.mmap | 
     digest = hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
     started = int(getattr(uwsgi, "started_on", 0))
     remove_stale(directory, owner, started)
-    path = directory / f"{owner}-{started}-{digest}.{kind}"
+    # And the pid namespace: containers that share the directory (and the user) all
+    # have a master of pid 1, and a rollout may start them in the same second.
+    path = directory / f"{owner}-{started}-{_pid_namespace()}-{digest}.{kind}"
     return open_table_file(path, size, purpose)
+
+
+def _pid_namespace() -> int:
+    """The inode of this process's pid namespace (Linux), or 0."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
 
 
 def private_directory() -> Path | None:

@@ -17,6 +17,8 @@ import redis
 from flask import Flask
 
 from flask_uwsgicache import BoundCache, UWSGICache
+from flask_uwsgicache.backends import redis as redis_backend
+from flask_uwsgicache.backends.base import shown_url
 from flask_uwsgicache.backends.coherence import BOUND
 
 SERVICE = "themaster"
@@ -143,8 +145,9 @@ def test_after_a_failover_writes_reach_the_new_master_and_no_copy_is_stale(
         assert client.info("replication")["role"] == "master"
     time.sleep(BOUND)
     deadline = time.monotonic() + 15
-    while reader.get("k") != "after":  # a miss while its client reconnects, never
-        assert time.monotonic() < deadline  # "before" once the write is made
+    while (seen := reader.get("k")) != "after":  # a miss while its client reconnects
+        assert seen is None, "a copy of 'before' outlived the write on the new master"
+        assert time.monotonic() < deadline
         time.sleep(0.1)
     seen = {reader.get("k") for _ in range(20)}
     assert seen == {"after"}
@@ -157,6 +160,7 @@ def test_after_a_failover_writes_reach_the_new_master_and_no_copy_is_stale(
         ("redis+sentinel:///mymaster", "service name"),
         ("redis+sentinel://127.0.0.1/mymaster", "host:port"),
         ("redis+sentinel://127.0.0.1:26379/mymaster/zero", "number"),
+        ("redis+sentinel://127.0.0.1:26379/mymaster/\u00b2", "number"),
         ("redis+sentinel://127.0.0.1:26379/mymaster?timeout=2", "unknown options"),
     ],
 )
@@ -187,3 +191,41 @@ def test_flask_cachings_sentinel_settings_become_a_sentinel_url(
     )
     with pytest.raises(ValueError, match="CACHE_REDIS_SENTINELS"):
         UWSGICache(make_app(CACHE_TYPE="RedisSentinelCache", CACHE_REDIS_SENTINELS=["x"]))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://user:p@ss@h:6379/0", "redis://user:***@h:6379/0"),
+        (
+            "redis+sentinel://:pw@h1:26379,h2:26379/m/0?sentinel_password=s3cret",
+            "redis+sentinel://:***@h1:26379,h2:26379/m/0?sentinel_password=***",
+        ),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+    ],
+)
+def test_no_password_is_shown(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
+
+
+def test_a_sentinel_url_is_read_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spaces after commas, a "+" in a password, the scheme's case."""
+    made: dict[str, Any] = {}
+
+    class Recorded:
+        def __init__(self, sentinels: list[Any], sentinel_kwargs: dict[str, Any]) -> None:
+            made.update(sentinels=sentinels, sentinel_kwargs=sentinel_kwargs)
+
+        def master_for(self, service: str, **settings: Any) -> redis.Redis:
+            made.update(service=service, **settings)
+            return redis.Redis()
+
+    monkeypatch.setattr(redis_backend, "Sentinel", Recorded)
+    redis_backend.sentinel_client(
+        "Redis+Sentinel://:a+b%2Fc@h1:1, [::1]:2/svc/4?sentinel_password=x+y",
+        {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+    )
+    assert made["sentinels"] == [("h1", 1), ("::1", 2)]
+    assert made["sentinel_kwargs"]["password"] == "x+y"
+    assert (made["service"], made["db"], made["password"]) == ("svc", 4, "a+b/c")

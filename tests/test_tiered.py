@@ -19,7 +19,7 @@ import redis
 from flask import Flask
 
 from flask_uwsgicache import BoundCache, UWSGICache
-from flask_uwsgicache.backends.coherence import BOUND, EPOCH, MAX_AGE
+from flask_uwsgicache.backends.coherence import BOUND, EPOCH, HEARTBEAT, MAX_AGE
 from flask_uwsgicache.backends.tiered import TieredBackend
 
 RedisServer = Any  # tests/conftest.py's RedisServer: url, port, stop(), start()
@@ -149,7 +149,7 @@ def test_a_local_copy_never_outlives_its_redis_expiry(machines: Machines) -> Non
     assert copy is not None
     # The copy carries Redis' expiry (0.5 s from the write, to the millisecond), and
     # the epoch it was made in.
-    expires, epoch = struct.unpack_from("<dq", copy)
+    expires, epoch, _cell = struct.unpack_from("<dqq", copy)
     assert abs(expires - (written + 0.5)) < 0.05
     coherence = tiered(b).coherence
     assert coherence is not None and epoch == coherence.cells[EPOCH] != 0
@@ -242,3 +242,60 @@ def test_reads_go_to_redis_when_no_listener_is_in_sync(
     reads = commands(redis_server.url, "get")
     assert b.get("k") == 2
     assert commands(redis_server.url, "get") == reads + 1
+
+
+def test_a_copy_stored_after_its_notice_is_never_served(machines: Machines) -> None:
+    """A filler reads the old value; another machine writes, and the notice comes
+    (nothing to drop yet); then the filler stores its copy and is descheduled for a
+    while before it could check anything. The copy must be a miss from the start."""
+    a, b = machines()
+    a.set("k", "old")
+    time.sleep(BOUND)
+    backend = tiered(b)
+    (storage_key,) = [key for key in backend.keys() if key.endswith(b"k")]
+    read_redis, store_copy = backend.remote.get_with_ttl, backend.local.set
+    written: list[float] = []
+
+    def read_then_a_write(keys: list[bytes]) -> Any:
+        answers = read_redis(keys)  # "old"
+        a.set("k", "new")
+        written.append(time.monotonic())
+        time.sleep(BOUND)  # b's listener has had the notice
+        return answers
+
+    def store_then_stall(key: bytes, copy: bytes, ttl: float) -> None:
+        store_copy(key, copy, ttl)
+        time.sleep(0.4)
+
+    backend.remote.get_with_ttl = read_then_a_write  # type: ignore[method-assign]
+    backend.local.set = store_then_stall  # type: ignore[method-assign,assignment]
+    filler = threading.Thread(target=backend.get, args=(storage_key,))
+    filler.start()
+    time.sleep(BOUND + 0.05)
+    backend.remote.get_with_ttl = read_redis  # type: ignore[method-assign]
+    seen, stored = set(), False
+    while filler.is_alive():
+        stored = stored or backend.local.get(storage_key) is not None
+        seen.add(b.get("k"))
+        time.sleep(0.01)
+    filler.join()
+    backend.local.set = store_copy  # type: ignore[method-assign]
+    assert stored  # the stale copy was there, for other workers to read
+    assert seen == {"new"}
+
+
+def test_two_caches_over_one_table_have_one_listener(machines: Machines) -> None:
+    """Under uWSGI two apps with the same cache and Redis share the instance's table:
+    when its heartbeat lapses while its listener lives on, the other starts none."""
+    first, second = machines()
+    shared = tiered(first).coherence
+    assert shared is not None and tiered(first)._listener is not None
+    tiered(second).coherence, tiered(second)._cells = shared, shared.cells
+    second_own = tiered(second)._listener
+    assert second_own is not None
+    second_own.stop()
+    tiered(second)._listener = None
+    shared.cells[HEARTBEAT] = 0  # a lapse: the listener is alive, not yet in sync
+    tiered(second)._next_claim = 0.0
+    assert second.get("k") is None
+    assert tiered(second)._listener is None

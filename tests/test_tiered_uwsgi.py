@@ -179,6 +179,8 @@ def test_a_killed_listener_is_replaced_and_nothing_stale_is_served(
     assert reads(b, "k") == ["new"] * 16  # from Redis, until a listener is back
     stats = in_sync(b)  # another worker's
     assert stats["listener_pid"] not in (None, listener)
+    # The copy of "old" missed its notice: the new listener's epoch has killed it.
+    assert reads(b, "k") == ["new"] * 16
     put(a, "k", "newer")
     time.sleep(BOUND)
     assert reads(b, "k") == ["newer"] * 16

@@ -212,9 +212,12 @@ class Backend(abc.ABC):
             )
 
 
-_PASSWORD = re.compile(r"(//[^:/@]*):[^@/]*@")
+# The user's part of a URL's authority runs to its last "@" (a password may hold one).
+_PASSWORD = re.compile(r"(//[^:/@]*):[^/]*@")
+# Passwords in the query string (redis+sentinel://...?sentinel_password=...).
+_QUERY_PASSWORD = re.compile(r"([?&][^=&]*password=)[^&]*", re.IGNORECASE)
 
 
 def shown_url(url: str) -> str:
-    """``url`` without its password, for logs, ``stats()`` and ``flask uwsgicache``."""
-    return _PASSWORD.sub(r"\1:***@", url)
+    """``url`` without its passwords, for logs, ``stats()`` and ``flask uwsgicache``."""
+    return _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1:***@", url))

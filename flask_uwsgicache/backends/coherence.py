@@ -24,7 +24,9 @@ Filling a local copy races with notices: a worker reads Redis, a write and its n
 come and go, and the worker then stores what it read. So each key hashes to a cell of a
 shared table that the listener (and a local writer) changes before it drops a copy,
 and a reconnecting listener changes the table's epoch; a worker notes both before it
-reads Redis and drops the copy it stored if either changed meanwhile.
+reads Redis and stores them in the copy, and a copy is served only while both still
+hold what it noted (a copy stored after its notice is never served, however long its
+filler took).
 
 The table lives where the instance's processes share memory
 (:mod:`~flask_uwsgicache.sharedtables`); where they cannot, there are no local copies.
@@ -60,11 +62,11 @@ LOST_AFTER: Final = 0.5
 REPLACE_AFTER: Final = 1.0
 #: Cells of key hashes.
 SLOTS: Final = 65536
-#: The cells of the table's head (the key cells start at _FIRST).
+#: The cells of the table's head (the key cells start at FIRST).
 HEARTBEAT, EPOCH, OWNER, ALIVE = 0, 1, 2, 3
-_FIRST: Final = 8
+FIRST: Final = 8
 #: The table's size in bytes.
-SIZE: Final = (_FIRST + SLOTS) * 8
+SIZE: Final = (FIRST + SLOTS) * 8
 CHANNEL: Final = b"__redis__:invalidate"
 
 
@@ -87,7 +89,7 @@ class Coherence:
         return beat != 0 and time.monotonic_ns() - beat < MAX_AGE * 1e9
 
     def cell_of(self, key: bytes) -> int:
-        return _FIRST + zlib.crc32(key) % SLOTS
+        return FIRST + zlib.crc32(key) % SLOTS
 
     def mark(self, cell: int) -> tuple[int, int]:
         """What a filler notes before it reads Redis."""
@@ -110,10 +112,13 @@ class Coherence:
     # -- who listens --------------------------------------------------------------
 
     def claim(self) -> bool:
-        """Make this process the listener if no live one is; True if it is now."""
+        """Make this process the listener's if no live one is; True if it is now (the
+        caller starts the thread)."""
         alive = self.cells[ALIVE]
         if alive and time.monotonic_ns() - alive < REPLACE_AFTER * 1e9:
-            return self.cells[OWNER] == os.getpid()
+            # A live one, maybe of this process (another backend over the same
+            # table): one listener per table.
+            return False
         # Two processes may claim at once: the last one written owns it, and the
         # other's thread sees that at its next turn and stops.
         self.cells[OWNER] = os.getpid()

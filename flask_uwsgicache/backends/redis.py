@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -113,7 +113,12 @@ def sentinel_client(url: str, settings: dict[str, Any]) -> redis.Redis:
     credentials, _, hosts = parts.netloc.rpartition("@")
     username, _, password = credentials.partition(":")
     path = [unquote(part) for part in parts.path.split("/") if part]
-    options = parse_qs(parts.query)
+    # As written, percent-decoded ("+" is a plus: this is no form).
+    options = {
+        name: unquote(value)
+        for name, _, value in (part.partition("=") for part in parts.query.split("&"))
+        if name
+    }
     unknown = set(options) - {"sentinel_password"}
     if not hosts or len(path) not in (1, 2) or unknown:
         raise ValueError(
@@ -125,15 +130,15 @@ def sentinel_client(url: str, settings: dict[str, Any]) -> redis.Redis:
         )
     sentinels = []
     for host in hosts.split(","):
-        name, _, port = host.rpartition(":")
-        if not name or not port.isdigit():
+        name, _, port = host.strip().rpartition(":")
+        if not name or not (port.isascii() and port.isdigit()):
             raise ValueError(
-                f"UWSGICACHE_REDIS_URL names the Sentinel {host!r}: give each as "
+                f"UWSGICACHE_REDIS_URL is {shown_url(url)!r}: give each Sentinel as "
                 f"host:port, for example 127.0.0.1:26379."
             )
         sentinels.append((name.strip("[]"), int(port)))
     database = path[1] if len(path) == 2 else "0"
-    if not database.isdigit():
+    if not (database.isascii() and database.isdigit()):
         raise ValueError(
             f"UWSGICACHE_REDIS_URL names the database {database!r}: use its number."
         )
@@ -142,7 +147,7 @@ def sentinel_client(url: str, settings: dict[str, Any]) -> redis.Redis:
         "socket_connect_timeout": settings["socket_connect_timeout"],
     }
     if "sentinel_password" in options:
-        sentinel_settings["password"] = options["sentinel_password"][0]
+        sentinel_settings["password"] = options["sentinel_password"]
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         sentinels, sentinel_kwargs=sentinel_settings
     )
@@ -175,7 +180,7 @@ class RedisBackend(Backend):
             "socket_connect_timeout": 1.0,
             "retry": Retry(NoBackoff(), 0),
         }
-        if url.startswith(SENTINEL_SCHEME):
+        if url.lower().startswith(SENTINEL_SCHEME):
             self.client = sentinel_client(url, settings)
         else:
             self.client = redis.Redis.from_url(url, **settings)

@@ -18,10 +18,13 @@ a repeated read costs shared memory, not a round trip.
   past it. Without a listener in sync (starting, Redis lost, the listener's process
   gone) every read goes to Redis.
 
-A local copy is the Redis entry after 16 bytes: its Redis expiry (a double of seconds
-since the epoch, 0: none) and the epoch of the coherence table it was made in; a new
-epoch (a listener that reconnects, ``clear``, ``FLUSHDB``) makes every older copy dead
-at once, without a walk of the local store (which may hold other entries too). Keys
+A local copy is the Redis entry after 24 bytes: its Redis expiry (a double of seconds
+since the epoch, 0: none), and the epoch of the coherence table and the value of the
+key's cell as they were before Redis was read. A copy is served only while both are
+unchanged: a notice for the key (or a key of the same cell) makes it a miss at once,
+whenever the filler stores it, and a new epoch (a listener that reconnects, ``clear``,
+``FLUSHDB``) makes every older copy dead at once, without a walk of the local store
+(which may hold other entries too). Keys
 longer than the local cache's ``keysize`` are hashed for it alone: the entries in Redis
 are the same whatever line each machine runs.
 """
@@ -34,6 +37,7 @@ import os
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Final
@@ -42,18 +46,19 @@ from .. import sharedtables
 from ..errors import CacheError
 from ..logs import RateLimitedLog
 from .base import Backend
-from .coherence import EPOCH, HEARTBEAT, MAX_AGE, SIZE, Coherence, Listener
+from .coherence import EPOCH, FIRST, HEARTBEAT, MAX_AGE, SIZE, SLOTS, Coherence, Listener
 from .redis import RedisBackend
 
 logger = logging.getLogger("flask_uwsgicache")
 
 # A copy's head: its Redis expiry (seconds since the epoch, 0: none) and the epoch of
 # the coherence table it was made in.
-_COPY: Final = struct.Struct("<dq")
+_COPY: Final = struct.Struct("<dqq")
 _HEAD: Final = _COPY.size
 _unpack_head = _COPY.unpack_from
 _monotonic_ns = time.monotonic_ns
 _time = time.time
+_crc32 = zlib.crc32
 MAX_AGE_NS: Final = int(MAX_AGE * 1e9)
 #: How often a process that finds no listener in sync tries to become it (seconds).
 CLAIM_EVERY: Final = 0.5
@@ -100,31 +105,42 @@ class TieredBackend(Backend):
         return False
 
     def _copy_of(self, key: bytes) -> bytes | None:
-        """The local copy's entry, if there is one of this epoch within its Redis
-        expiry."""
-        copy = self.local.get(self._local_key(key))
+        """The local copy's entry, if it may be served: made in this epoch, with its
+        key's cell unchanged since, within its Redis expiry."""
+        local_key = self._local_key(key)
+        copy = self.local.get(local_key)
         if copy is None or self._dead(copy):
+            return None
+        assert self.coherence is not None
+        if (
+            _COPY.unpack_from(copy)[2]
+            != self.coherence.cells[self.coherence.cell_of(local_key)]
+        ):
             return None
         return copy[_HEAD:]
 
     def _dead(self, copy: bytes) -> bool:
         """True for a copy past its Redis expiry or of an earlier epoch (and for bytes
-        that are no copy)."""
+        that are no copy): what may make room in a full local store."""
         if len(copy) < _HEAD or self.coherence is None:
             return True
-        expires, epoch = _COPY.unpack_from(copy)
+        expires, epoch, _cell = _COPY.unpack_from(copy)
         if epoch != self.coherence.cells[EPOCH]:
             return True
         return bool(expires) and expires <= time.time()
 
-    def _keep(self, key: bytes, entry: bytes, ttl: float, mark: tuple[int, int]) -> None:
-        """Store a copy of what Redis answered, unless a change came meanwhile."""
+    def _keep(
+        self, key: bytes, entry: bytes, ttl: float, mark: tuple[int, int], asked: float
+    ) -> None:
+        """Store a copy of what Redis answered (``ttl`` seconds left when it was asked,
+        at ``asked``), marked with what the table held before: a change meanwhile, or
+        after, makes it a miss."""
         if len(entry) > self._local_value_size:
             return
         assert self.coherence is not None
-        expires = time.time() + ttl if ttl else 0.0
+        expires = asked + ttl if ttl else 0.0
         local_key = self._local_key(key)
-        copy = _COPY.pack(expires, mark[0]) + entry
+        copy = _COPY.pack(expires, *mark) + entry
         try:
             self.local.set(local_key, copy, ttl)
         except CacheError:
@@ -138,7 +154,7 @@ class TieredBackend(Backend):
             except CacheError:
                 return
         if self.coherence.mark(self.coherence.cell_of(local_key)) != mark:
-            self.local.delete(local_key)
+            self.local.delete(local_key)  # dead already (read checks the mark): room
 
     def _drop(self, key: bytes) -> None:
         """Drop this instance's copy of a storage key (a write here, or a notice)."""
@@ -188,13 +204,19 @@ class TieredBackend(Backend):
         if cells is not None:
             beat = cells[HEARTBEAT]
             if beat and _monotonic_ns() - beat < MAX_AGE_NS:
-                copy = self._read(
-                    key if len(key) <= self._local_key_size else self._local_key(key),
-                    self._read_name,
-                )
+                local_key = key
+                if len(key) > self._local_key_size:
+                    local_key = self._local_key(key)
+                copy = self._read(local_key, self._read_name)
                 if copy is not None:
-                    expires, epoch = _unpack_head(copy)
-                    if epoch == cells[EPOCH] and (not expires or expires > _time()):
+                    expires, epoch, noted = _unpack_head(copy)
+                    # The epoch and the key's cell as they were before the copy's
+                    # read of Redis: a notice since (or a reconnect) changed them.
+                    if (
+                        epoch == cells[EPOCH]
+                        and noted == cells[FIRST + _crc32(local_key) % SLOTS]
+                        and (not expires or expires > _time())
+                    ):
                         return copy[_HEAD:]
                 return self._fill([key])[0]
             self._claim()
@@ -215,10 +237,11 @@ class TieredBackend(Backend):
         assert self.coherence is not None
         coherence = self.coherence
         marks = [coherence.mark(coherence.cell_of(self._local_key(key))) for key in keys]
+        asked = time.time()  # the copies expire no later than their Redis entries
         answers = self.remote.get_with_ttl(keys)
         for key, (entry, ttl), mark in zip(keys, answers, marks, strict=True):
             if entry is not None:
-                self._keep(key, entry, ttl, mark)
+                self._keep(key, entry, ttl, mark, asked)
         return [entry for entry, _ttl in answers]
 
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
