@@ -229,3 +229,25 @@ def test_a_sentinel_url_is_read_as_written(monkeypatch: pytest.MonkeyPatch) -> N
     assert made["sentinels"] == [("h1", 1), ("::1", 2)]
     assert made["sentinel_kwargs"]["password"] == "x+y"
     assert (made["service"], made["db"], made["password"]) == ("svc", 4, "a+b/c")
+
+
+def test_a_listener_follows_the_sentinels_to_another_master(
+    make_app: Callable[..., Flask], group: Group, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its connection to the old master still up (a partition the Sentinels cannot
+    reach across), the listener leaves it once they name another master."""
+    master = group.start()
+    replica = group.start("--replicaof", "127.0.0.1", str(master))
+    sentinel = sentinel_over(group, master)
+    cache = app_on(make_app, "tiered", f"redis+sentinel://127.0.0.1:{sentinel}/{SERVICE}")
+    in_sync(cache)
+    backend: Any = cache.backend
+    listener = backend._listener
+    connects = listener.connects
+    pool = backend.remote.client.connection_pool
+    monkeypatch.setattr(pool, "get_master_address", lambda: ("127.0.0.1", replica))
+    deadline = time.monotonic() + 5
+    while listener.connects == connects:
+        assert time.monotonic() < deadline, "the listener stayed with the old master"
+        time.sleep(0.05)
+    in_sync(cache)

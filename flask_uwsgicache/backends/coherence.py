@@ -60,6 +60,8 @@ BOUND: Final = 0.1
 LOST_AFTER: Final = 0.5
 #: A listener that has not shown it is alive for this long is replaced (seconds).
 REPLACE_AFTER: Final = 1.0
+#: How often a listener behind Sentinel asks it which server is the master (seconds).
+CHECK_MASTER_EVERY: Final = 1.0
 #: Cells of key hashes.
 SLOTS: Final = 65536
 #: The cells of the table's head (the key cells start at FIRST).
@@ -155,6 +157,7 @@ class Listener(threading.Thread):
         prefix: bytes,
         drop: Callable[[bytes], None],
         where: str,
+        moved: Callable[[Any], bool] = lambda _connection: False,
     ) -> None:
         super().__init__(name="flask-uwsgicache tiered listener", daemon=True)
         self.coherence = coherence
@@ -162,6 +165,9 @@ class Listener(threading.Thread):
         self.prefix = prefix
         self.drop = drop
         self.where = where
+        #: True if the server the connection is to is no longer the master (Sentinel
+        #: failed over while this connection stayed up).
+        self.moved = moved
         self.stopping = threading.Event()
         self.log = RateLimitedLog()
         #: Times this listener subscribed (for stats and tests).
@@ -222,8 +228,15 @@ class Listener(threading.Thread):
     def _apply(self, connection: Any) -> None:
         sent = 0
         next_ping = 0.0
+        next_check = time.monotonic() + CHECK_MASTER_EVERY
         while not self.stopping.is_set() and self.coherence.still_mine():
             now = time.monotonic()
+            if now >= next_check:
+                # A demoted master the Sentinels cannot reach, but this machine can,
+                # would answer PINGs and tell of no write made on the new one.
+                if self.moved(connection):
+                    raise redis.ConnectionError("the Sentinels name another master")
+                next_check = now + CHECK_MASTER_EVERY
             if not sent and now >= next_ping:
                 sent = time.monotonic_ns()
                 connection.send_command("PING")

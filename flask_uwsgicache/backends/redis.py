@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from ..errors import (
     BackendUnavailableError,
@@ -290,6 +290,19 @@ class RedisBackend(Backend):
         connection = pool.connection_class(**settings)
         connection.connect()
         return connection
+
+    def master_moved(self, connection: Any) -> bool:
+        """True if the Sentinels now name another master than the one ``connection``
+        is to (a Sentinel URL; never otherwise, nor when no Sentinel answers: the
+        connection's own health decides then)."""
+        pool = self.client.connection_pool
+        if not isinstance(pool, SentinelConnectionPool):
+            return False
+        try:
+            host, port = pool.get_master_address()  # type: ignore[no-untyped-call]
+        except redis.RedisError:
+            return False
+        return (host, int(port)) != (connection.host, int(connection.port))
 
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
         self.check_size(key, entry)

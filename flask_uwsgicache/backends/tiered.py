@@ -186,6 +186,7 @@ class TieredBackend(Backend):
                 namespace,
                 lambda name: self._drop(name[len(namespace) :]),
                 self.remote.url,
+                self.remote.master_moved,
             )
             listener.start()
             self._listener = listener
