@@ -193,7 +193,9 @@ def main() -> None:
     scaling: Scaling = (
         {} if args.no_http else run_scaling(args.workers, args.reps, args.scaling_seconds)
     )
-    backends: Backends = {} if args.no_http else run_backends(args.reps, args.seconds)
+    backends: Backends = (
+        {} if args.no_http else run_backends(1 if args.quick else args.reps, args.seconds)
+    )
     table = report(ops, http, scaling, growth, backends)
     print("\n".join(head) + "\n\n" + table)
     raw = {"ops": ops, "growth": growth, "http": http, "scaling": scaling,
