@@ -19,7 +19,7 @@ import redis
 from flask import Flask
 
 from flask_uwsgicache import BoundCache, UWSGICache
-from flask_uwsgicache.backends.coherence import BOUND, EPOCH, HEARTBEAT, MAX_AGE
+from flask_uwsgicache.backends.coherence import BOUND, EPOCH, MAX_AGE, SERVE_UNTIL
 from flask_uwsgicache.backends.tiered import TieredBackend
 
 RedisServer = Any  # tests/conftest.py's RedisServer: url, port, stop(), start()
@@ -149,7 +149,7 @@ def test_a_local_copy_never_outlives_its_redis_expiry(machines: Machines) -> Non
     assert copy is not None
     # The copy carries Redis' expiry (0.5 s from the write, to the millisecond), and
     # the epoch it was made in.
-    expires, epoch, _cell = struct.unpack_from("<dqq", copy)
+    expires, epoch, _cell, _noted = struct.unpack_from("<dqqq", copy)
     assert abs(expires - (written + 0.5)) < 0.05
     coherence = tiered(b).coherence
     assert coherence is not None and epoch == coherence.cells[EPOCH] != 0
@@ -295,7 +295,7 @@ def test_two_caches_over_one_table_have_one_listener(machines: Machines) -> None
     assert second_own is not None
     second_own.stop()
     tiered(second)._listener = None
-    shared.cells[HEARTBEAT] = 0  # a lapse: the listener is alive, not yet in sync
+    shared.cells[SERVE_UNTIL] = 0  # a lapse: the listener is alive, not in sync
     tiered(second)._next_claim = 0.0
     assert second.get("k") is None
     assert tiered(second)._listener is None

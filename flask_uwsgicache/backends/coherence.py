@@ -53,6 +53,7 @@ logger = logging.getLogger("flask_uwsgicache")
 PING_EVERY: Final = 0.02
 #: A local copy is served only while the last answered PING was sent this recently.
 MAX_AGE: Final = 0.075
+MAX_AGE_NS: Final = int(MAX_AGE * 1e9)
 #: The staleness bound the docs state: a local copy is at most this old (seconds),
 #: MAX_AGE and the time the listener takes to apply a notice.
 BOUND: Final = 0.1
@@ -64,8 +65,9 @@ REPLACE_AFTER: Final = 1.0
 CHECK_MASTER_EVERY: Final = 1.0
 #: Cells of key hashes.
 SLOTS: Final = 65536
-#: The cells of the table's head (the key cells start at FIRST).
-HEARTBEAT, EPOCH, OWNER, ALIVE = 0, 1, 2, 3
+#: The cells of the table's head (the key cells start at FIRST). SERVE_UNTIL: the
+#: monotonic time (ns) until which copies may be served, 0 when no listener is in sync.
+SERVE_UNTIL, EPOCH, OWNER, ALIVE = 0, 1, 2, 3
 FIRST: Final = 8
 #: The table's size in bytes.
 SIZE: Final = (FIRST + SLOTS) * 8
@@ -87,8 +89,7 @@ class Coherence:
 
     def serving(self) -> bool:
         """True if local copies may be served now (the heartbeat is young enough)."""
-        beat = self.cells[HEARTBEAT]
-        return beat != 0 and time.monotonic_ns() - beat < MAX_AGE * 1e9
+        return time.monotonic_ns() < self.cells[SERVE_UNTIL]
 
     def cell_of(self, key: bytes) -> int:
         return FIRST + zlib.crc32(key) % SLOTS
@@ -102,11 +103,13 @@ class Coherence:
         self.cells[cell] = _changed()
 
     def beat(self, sent: int) -> None:
-        self.cells[HEARTBEAT] = sent
+        """A PING sent at ``sent`` (monotonic ns) was answered: copies may be served
+        until MAX_AGE after it."""
+        self.cells[SERVE_UNTIL] = sent + MAX_AGE_NS
 
     def down(self) -> None:
         """No listener is in sync: no local copy is served until one is."""
-        self.cells[HEARTBEAT] = 0
+        self.cells[SERVE_UNTIL] = 0
 
     def new_epoch(self) -> None:
         self.cells[EPOCH] = _changed()

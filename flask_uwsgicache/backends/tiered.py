@@ -18,9 +18,9 @@ a repeated read costs shared memory, not a round trip.
   past it. Without a listener in sync (starting, Redis lost, the listener's process
   gone) every read goes to Redis.
 
-A local copy is the Redis entry after 24 bytes: its Redis expiry (a double of seconds
-since the epoch, 0: none), and the epoch of the coherence table and the value of the
-key's cell as they were before Redis was read. A copy is served only while both are
+A local copy is the Redis entry after 32 bytes: its Redis expiry (a double of seconds
+since the epoch, 0: none), the epoch of the coherence table, the key's cell and the
+value it held, as they were before Redis was read. A copy is served only while both are
 unchanged: a notice for the key (or a key of the same cell) makes it a miss at once,
 whenever the filler stores it, and a new epoch (a listener that reconnects, ``clear``,
 ``FLUSHDB``) makes every older copy dead at once, without a walk of the local store
@@ -37,7 +37,6 @@ import os
 import struct
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Final
@@ -46,20 +45,18 @@ from .. import sharedtables
 from ..errors import CacheError
 from ..logs import RateLimitedLog
 from .base import Backend
-from .coherence import EPOCH, FIRST, HEARTBEAT, MAX_AGE, SIZE, SLOTS, Coherence, Listener
+from .coherence import EPOCH, SERVE_UNTIL, SIZE, Coherence, Listener
 from .redis import RedisBackend
 
 logger = logging.getLogger("flask_uwsgicache")
 
 # A copy's head: its Redis expiry (seconds since the epoch, 0: none) and the epoch of
 # the coherence table it was made in.
-_COPY: Final = struct.Struct("<dqq")
+_COPY: Final = struct.Struct("<dqqq")
 _HEAD: Final = _COPY.size
 _unpack_head = _COPY.unpack_from
 _monotonic_ns = time.monotonic_ns
 _time = time.time
-_crc32 = zlib.crc32
-MAX_AGE_NS: Final = int(MAX_AGE * 1e9)
 #: How often a process that finds no listener in sync tries to become it (seconds).
 CLAIM_EVERY: Final = 0.5
 
@@ -112,10 +109,8 @@ class TieredBackend(Backend):
         if copy is None or self._dead(copy):
             return None
         assert self.coherence is not None
-        if (
-            _COPY.unpack_from(copy)[2]
-            != self.coherence.cells[self.coherence.cell_of(local_key)]
-        ):
+        _expires, _epoch, cell, noted = _COPY.unpack_from(copy)
+        if cell != self.coherence.cell_of(local_key) or noted != self.coherence.cells[cell]:
             return None
         return copy[_HEAD:]
 
@@ -124,13 +119,19 @@ class TieredBackend(Backend):
         that are no copy): what may make room in a full local store."""
         if len(copy) < _HEAD or self.coherence is None:
             return True
-        expires, epoch, _cell = _COPY.unpack_from(copy)
+        expires, epoch, _cell, _noted = _COPY.unpack_from(copy)
         if epoch != self.coherence.cells[EPOCH]:
             return True
         return bool(expires) and expires <= time.time()
 
     def _keep(
-        self, key: bytes, entry: bytes, ttl: float, mark: tuple[int, int], asked: float
+        self,
+        key: bytes,
+        entry: bytes,
+        ttl: float,
+        cell: int,
+        mark: tuple[int, int],
+        asked: float,
     ) -> None:
         """Store a copy of what Redis answered (``ttl`` seconds left when it was asked,
         at ``asked``), marked with what the table held before: a change meanwhile, or
@@ -140,7 +141,8 @@ class TieredBackend(Backend):
         assert self.coherence is not None
         expires = asked + ttl if ttl else 0.0
         local_key = self._local_key(key)
-        copy = _COPY.pack(expires, *mark) + entry
+        epoch, noted = mark
+        copy = _COPY.pack(expires, epoch, cell, noted) + entry
         try:
             self.local.set(local_key, copy, ttl)
         except CacheError:
@@ -153,7 +155,7 @@ class TieredBackend(Backend):
                 self.local.set(local_key, copy, ttl)
             except CacheError:
                 return
-        if self.coherence.mark(self.coherence.cell_of(local_key)) != mark:
+        if self.coherence.mark(cell) != mark:
             self.local.delete(local_key)  # dead already (read checks the mark): room
 
     def _drop(self, key: bytes) -> None:
@@ -203,19 +205,19 @@ class TieredBackend(Backend):
         # backend exists for. (``_name``: the hot path's form, reader().)
         cells = self._cells
         if cells is not None:
-            beat = cells[HEARTBEAT]
-            if beat and _monotonic_ns() - beat < MAX_AGE_NS:
+            if _monotonic_ns() < cells[SERVE_UNTIL]:
                 local_key = key
                 if len(key) > self._local_key_size:
                     local_key = self._local_key(key)
                 copy = self._read(local_key, self._read_name)
                 if copy is not None:
-                    expires, epoch, noted = _unpack_head(copy)
+                    expires, epoch, cell, noted = _unpack_head(copy)
                     # The epoch and the key's cell as they were before the copy's
-                    # read of Redis: a notice since (or a reconnect) changed them.
+                    # read of Redis: a notice since (or a reconnect) changed them. (The
+                    # epoch first: a copy of this epoch was made here, with its cell.)
                     if (
                         epoch == cells[EPOCH]
-                        and noted == cells[FIRST + _crc32(local_key) % SLOTS]
+                        and noted == cells[cell]
                         and (not expires or expires > _time())
                     ):
                         return copy[_HEAD:]
@@ -237,12 +239,13 @@ class TieredBackend(Backend):
         """Read ``keys`` from Redis (one round trip) and keep local copies."""
         assert self.coherence is not None
         coherence = self.coherence
-        marks = [coherence.mark(coherence.cell_of(self._local_key(key))) for key in keys]
+        cells = [coherence.cell_of(self._local_key(key)) for key in keys]
+        marks = [coherence.mark(cell) for cell in cells]
         asked = time.time()  # the copies expire no later than their Redis entries
         answers = self.remote.get_with_ttl(keys)
-        for key, (entry, ttl), mark in zip(keys, answers, marks, strict=True):
+        for key, (entry, ttl), cell, mark in zip(keys, answers, cells, marks, strict=True):
             if entry is not None:
-                self._keep(key, entry, ttl, mark, asked)
+                self._keep(key, entry, ttl, cell, mark, asked)
         return [entry for entry, _ttl in answers]
 
     def set(self, key: bytes, entry: bytes, ttl: float) -> None:
