@@ -299,3 +299,18 @@ def test_two_caches_over_one_table_have_one_listener(machines: Machines) -> None
     tiered(second)._next_claim = 0.0
     assert second.get("k") is None
     assert tiered(second)._listener is None
+
+
+@pytest.mark.parametrize("planted", [b"x", b"\x00" * 31, b"\xff" * 40])
+def test_what_else_sits_under_a_key_in_the_local_store_is_no_copy(
+    machines: Machines, planted: bytes
+) -> None:
+    """The local cache may hold other entries (another app's, or planted over the
+    uwsgi protocol): none is served, nor raises; the entry comes from Redis."""
+    a, b = machines()
+    a.set("k", "value")
+    time.sleep(BOUND)
+    (storage_key,) = [key for key in tiered(b).keys() if key.endswith(b"k")]
+    tiered(b).local.set(storage_key, planted, 0)
+    assert b.get("k") == "value"
+    assert b.get_many("k") == ["value"]

@@ -211,7 +211,10 @@ class TieredBackend(Backend):
                     local_key = self._local_key(key)
                 copy = self._read(local_key, self._read_name)
                 if copy is not None:
-                    expires, epoch, cell, noted = _unpack_head(copy)
+                    try:
+                        expires, epoch, cell, noted = _unpack_head(copy)
+                    except struct.error:  # shorter than a head: no copy of ours
+                        return self._fill([key])[0]
                     # The epoch and the key's cell as they were before the copy's
                     # read of Redis: a notice since (or a reconnect) changed them. (The
                     # epoch first: a copy of this epoch was made here, with its cell.)
