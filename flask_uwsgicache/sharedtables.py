@@ -55,7 +55,7 @@ def map_table(kind: str, identity: str, size: int, purpose: str) -> mmap.mmap | 
     remove_stale(directory, owner, started)
     # And the pid namespace: containers that share the directory (and the user) all
     # have a master of pid 1, and a rollout may start them in the same second.
-    path = directory / f"{owner}-{started}-{_pid_namespace()}-{digest}.{kind}"
+    path = directory / f"{owner}-{started}-ns{_pid_namespace()}-{digest}.{kind}"
     return open_table_file(path, size, purpose)
 
 
@@ -122,9 +122,13 @@ def not_shared(purpose: str, reason: str) -> mmap.mmap | None:
 
 def remove_stale(directory: Path, running: int, started: int) -> None:
     """Remove the table files of uWSGI masters that are gone (never raises)."""
+    here = f"ns{_pid_namespace()}"
     for path in directory.iterdir():
         try:
-            owner, since = (int(part) for part in path.name.split("-")[:2])
+            parts = path.name.split("-")
+            owner, since = int(parts[0]), int(parts[1])
+            if parts[2].startswith("ns") and parts[2] != here:
+                continue  # another pid namespace's (a container's): its pids are not ours
             if owner == running:
                 gone = since != started  # this pid, an earlier master
             else:

@@ -244,7 +244,10 @@ def test_reads_go_to_redis_when_no_listener_is_in_sync(
     assert commands(redis_server.url, "get") == reads + 1
 
 
-def test_a_copy_stored_after_its_notice_is_never_served(machines: Machines) -> None:
+@pytest.mark.parametrize("read", ["get", "get_many"])
+def test_a_copy_stored_after_its_notice_is_never_served(
+    machines: Machines, read: str
+) -> None:
     """A filler reads the old value; another machine writes, and the notice comes
     (nothing to drop yet); then the filler stores its copy and is descheduled for a
     while before it could check anything. The copy must be a miss from the start."""
@@ -276,7 +279,7 @@ def test_a_copy_stored_after_its_notice_is_never_served(machines: Machines) -> N
     seen, stored = set(), False
     while filler.is_alive():
         stored = stored or backend.local.get(storage_key) is not None
-        seen.add(b.get("k"))
+        seen.add(b.get("k") if read == "get" else b.get_many("k")[0])
         time.sleep(0.01)
     filler.join()
     backend.local.set = store_copy  # type: ignore[method-assign]
@@ -314,3 +317,36 @@ def test_what_else_sits_under_a_key_in_the_local_store_is_no_copy(
     tiered(b).local.set(storage_key, planted, 0)
     assert b.get("k") == "value"
     assert b.get_many("k") == ["value"]
+
+
+def test_a_copy_expires_when_its_entry_does_however_late_redis_answered(
+    machines: Machines,
+) -> None:
+    """The copy's expiry counts from when Redis was asked, not from its answer; an
+    entry with less than a millisecond left is not copied at all."""
+    a, b = machines()
+    backend = tiered(b)
+    read_redis = backend.remote.get_with_ttl
+
+    def slow_answer(keys: list[bytes]) -> Any:
+        answers = read_redis(keys)
+        time.sleep(0.2)
+        return answers
+
+    a.backend.set(b"late", b"entry", 0.5)
+    written = time.time()
+    time.sleep(BOUND)
+    backend.remote.get_with_ttl = slow_answer  # type: ignore[method-assign]
+    assert backend.get(b"late") == b"entry"
+    copy = backend.local.get(b"late")
+    assert copy is not None
+    assert struct.unpack_from("<d", copy)[0] <= written + 0.5 + 0.005
+
+    def expiring_now(keys: list[bytes]) -> Any:
+        return [(entry, 0.0) for entry, _ttl in read_redis(keys)]
+
+    backend.remote.get_with_ttl = expiring_now  # type: ignore[method-assign]
+    a.backend.set(b"now", b"entry", 60)
+    time.sleep(BOUND)
+    assert backend.get(b"now") == b"entry"
+    assert backend.local.get(b"now") is None

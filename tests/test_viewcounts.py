@@ -117,3 +117,15 @@ def test_the_counts_directory_is_private(
     directory.rmdir()
     directory.symlink_to(tmp_path)
     assert sharedtables.private_directory() is None
+
+
+def test_files_of_another_pid_namespace_are_left_alone(tmp_path: Path) -> None:
+    """A container sharing the directory has masters whose pids mean nothing here."""
+    other = tmp_path / f"{dead_pid()}-1-ns1-another-container.v1.tiered"
+    ours = (
+        tmp_path / f"{dead_pid()}-1-ns{os.stat('/proc/self/ns/pid').st_ino}-gone.v1.tiered"
+    )
+    for path in (other, ours):
+        path.write_bytes(b"")
+    sharedtables.remove_stale(tmp_path, os.getpid(), 1000)
+    assert list(tmp_path.iterdir()) == [other]

@@ -107,8 +107,10 @@ class Coherence:
         self.cells[SERVE_UNTIL] = sent + MAX_AGE_NS
 
     def down(self) -> None:
-        """No listener is in sync: no local copy is served until one is."""
-        self.cells[SERVE_UNTIL] = 0
+        """This process's listener is not in sync: no local copy is served until one
+        is (a listener that another process replaced leaves the new one alone)."""
+        if self.cells[OWNER] == os.getpid():
+            self.cells[SERVE_UNTIL] = 0
 
     def new_epoch(self) -> None:
         self.cells[EPOCH] = _changed()
@@ -238,7 +240,7 @@ class Listener(threading.Thread):
                 # would answer PINGs and tell of no write made on the new one.
                 if self.moved(connection):
                     raise redis.ConnectionError("the Sentinels name another master")
-                next_check = now + CHECK_MASTER_EVERY
+                next_check = time.monotonic() + CHECK_MASTER_EVERY
             if not sent and now >= next_ping:
                 sent = time.monotonic_ns()
                 connection.send_command("PING")

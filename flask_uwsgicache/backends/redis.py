@@ -101,6 +101,8 @@ T = TypeVar("T")
 
 
 SENTINEL_SCHEME = "redis+sentinel://"
+#: Seconds a Sentinel has to answer.
+SENTINEL_TIMEOUT = 0.25
 
 
 def sentinel_client(url: str, settings: dict[str, Any]) -> redis.Redis:
@@ -142,9 +144,12 @@ def sentinel_client(url: str, settings: dict[str, Any]) -> redis.Redis:
         raise ValueError(
             f"UWSGICACHE_REDIS_URL names the database {database!r}: use its number."
         )
-    sentinel_settings = {
-        "socket_timeout": settings["socket_timeout"],
-        "socket_connect_timeout": settings["socket_connect_timeout"],
+    # Short, without retries: every new connection asks them (so does the tiered
+    # listener, every second), and a Sentinel that hangs must not hold either.
+    sentinel_settings: dict[str, Any] = {
+        "socket_timeout": SENTINEL_TIMEOUT,
+        "socket_connect_timeout": SENTINEL_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
     }
     if "sentinel_password" in options:
         sentinel_settings["password"] = options["sentinel_password"]
@@ -256,9 +261,10 @@ class RedisBackend(Backend):
         )
         return found
 
-    def get_with_ttl(self, keys: list[bytes]) -> list[tuple[bytes | None, float]]:
-        """The entries under ``keys`` with the seconds each has left in Redis (0: no
-        expiry), in one round trip; misses when Redis cannot be reached."""
+    def get_with_ttl(self, keys: list[bytes]) -> list[tuple[bytes | None, float | None]]:
+        """The entries under ``keys`` with the seconds each has left in Redis (None: no
+        expiry; 0: it expires now), in one round trip; misses when Redis cannot be
+        reached."""
 
         def read() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
@@ -269,10 +275,11 @@ class RedisBackend(Backend):
 
         answers = self._read("GET", read, None)
         if answers is None:
-            return [(None, 0.0)] * len(keys)
-        # PTTL: -1 no expiry, -2 gone since the MGET (a miss then, as for the next read).
+            return [(None, None)] * len(keys)
+        # PTTL: -1 no expiry, -2 gone since the MGET (a miss then, as for the next read),
+        # 0 less than a millisecond left.
         return [
-            (entry if left != -2 else None, max(left, 0) / 1000)
+            (entry if left != -2 else None, None if left == -1 else max(left, 0) / 1000)
             for entry, left in zip(answers[0], answers[1:], strict=True)
         ]
 

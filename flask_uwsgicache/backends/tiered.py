@@ -128,7 +128,7 @@ class TieredBackend(Backend):
         self,
         key: bytes,
         entry: bytes,
-        ttl: float,
+        ttl: float | None,
         cell: int,
         mark: tuple[int, int],
         asked: float,
@@ -136,10 +136,11 @@ class TieredBackend(Backend):
         """Store a copy of what Redis answered (``ttl`` seconds left when it was asked,
         at ``asked``), marked with what the table held before: a change meanwhile, or
         after, makes it a miss."""
-        if len(entry) > self._local_value_size:
-            return
+        if len(entry) > self._local_value_size or (ttl is not None and ttl <= 0):
+            return  # too large here, or expiring now (a copy must not outlive it)
         assert self.coherence is not None
-        expires = asked + ttl if ttl else 0.0
+        expires = asked + ttl if ttl is not None else 0.0
+        ttl = ttl or 0.0  # the local store's: 0 for none
         local_key = self._local_key(key)
         epoch, noted = mark
         copy = _COPY.pack(expires, epoch, cell, noted) + entry
