@@ -350,3 +350,35 @@ def test_a_copy_expires_when_its_entry_does_however_late_redis_answered(
     time.sleep(BOUND)
     assert backend.get(b"now") == b"entry"
     assert backend.local.get(b"now") is None
+
+
+def test_edge_views_are_cached_the_normal_way_and_say_why(
+    make_app: Callable[..., Flask],
+    redis_server: RedisServer,
+    log_lines: Callable[[], list[str]],
+) -> None:
+    """uWSGI's routing answers from the edge cache without Python: another machine's
+    delete would not reach it. The view is still cached, where deletes reach it."""
+    app = make_app(
+        UWSGICACHE_BACKEND="tiered",
+        UWSGICACHE_REDIS_URL=redis_server.url,
+        UWSGICACHE_NAME="tiered edge",
+    )
+    ext = UWSGICache(app)
+    app.extensions["uwsgicache"].clear()
+    runs: list[int] = []
+
+    @app.route("/news")
+    @ext.cached(timeout=60, edge=True)
+    def news() -> str:
+        runs.append(1)
+        return f"render {len(runs)}"
+
+    client = app.test_client()
+    assert [client.get("/news").text for _ in range(3)] == ["render 1"] * 3
+    edge = app.extensions["uwsgicache"].describe()["edge"]
+    assert edge["on"] is False and "tiered backend" in edge["reason"]
+    assert any("tiered backend" in line and "edge=True" in line for line in log_lines())
+    with app.test_request_context():
+        assert ext.delete_edge("/news")
+    assert client.get("/news").text == "render 2"

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
-import random
+import secrets
 import threading
 import time
 import zlib
@@ -76,8 +76,10 @@ CHANNEL: Final = b"__redis__:invalidate"
 def _changed() -> int:
     # A new random value, not the old one plus one: two processes changing a cell at
     # once (a read-modify-write is not atomic across processes) cannot write back a
-    # value a filler noted before.
-    return random.getrandbits(62) + 1
+    # value a filler noted before. From the system (secrets), not the random module:
+    # uWSGI forks its workers without Python's fork hooks (docs/uwsgi-cache2-facts.rst
+    # §14), so each would draw the same sequence as the others.
+    return secrets.randbits(62) + 1
 
 
 class Coherence:

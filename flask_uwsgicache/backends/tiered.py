@@ -31,7 +31,6 @@ are the same whatever line each machine runs.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import struct
@@ -39,10 +38,11 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .. import sharedtables
 from ..errors import CacheError
+from ..keys import hashed
 from ..logs import RateLimitedLog
 from .base import Backend
 from .coherence import EPOCH, SERVE_UNTIL, SIZE, Coherence, Listener
@@ -57,6 +57,7 @@ _HEAD: Final = _COPY.size
 _unpack_head = _COPY.unpack_from
 _monotonic_ns = time.monotonic_ns
 _time = time.time
+T = TypeVar("T")
 #: How often a process that finds no listener in sync tries to become it (seconds).
 CLAIM_EVERY: Final = 0.5
 
@@ -88,9 +89,7 @@ class TieredBackend(Backend):
     def _local_key(self, key: bytes) -> bytes:
         if len(key) <= self._local_key_size:
             return key
-        # 0xFE: no storage key starts with it (flask_uwsgicache.keys), so a hashed
-        # name never meets a plain one.
-        return b"\xfe" + hashlib.blake2b(key, digest_size=20).digest()
+        return hashed(key, self._local_key_size)
 
     def _serving(self) -> bool:
         coherence = self.coherence
@@ -252,17 +251,20 @@ class TieredBackend(Backend):
                 self._keep(key, entry, ttl, cell, mark, asked)
         return [entry for entry, _ttl in answers]
 
-    def set(self, key: bytes, entry: bytes, ttl: float) -> None:
+    # Writes: made in Redis alone (add, counters and leases are decided there, never
+    # on a copy), then this instance's copy goes, even when the write failed.
+
+    def _written(self, key: bytes, write: Callable[[], T]) -> T:
         try:
-            self.remote.set(key, entry, ttl)
+            return write()
         finally:
             self._drop(key)
 
+    def set(self, key: bytes, entry: bytes, ttl: float) -> None:
+        self._written(key, lambda: self.remote.set(key, entry, ttl))
+
     def insert(self, key: bytes, entry: bytes, ttl: float) -> bool:
-        try:
-            return self.remote.insert(key, entry, ttl)
-        finally:
-            self._drop(key)
+        return self._written(key, lambda: self.remote.insert(key, entry, ttl))
 
     def add(
         self,
@@ -271,11 +273,7 @@ class TieredBackend(Backend):
         ttl: float,
         replaceable: Callable[[bytes], bool] | None = None,
     ) -> bool:
-        # Decided in Redis alone (its lock, its entry): never on a local copy.
-        try:
-            return self.remote.add(key, entry, ttl, replaceable)
-        finally:
-            self._drop(key)
+        return self._written(key, lambda: self.remote.add(key, entry, ttl, replaceable))
 
     def incr(
         self,
@@ -285,22 +283,15 @@ class TieredBackend(Backend):
         mac_key: bytes = b"",
         replacing: bytes = b"",
     ) -> int:
-        try:
-            return self.remote.incr(key, delta, ttl, mac_key, replacing)
-        finally:
-            self._drop(key)
+        return self._written(
+            key, lambda: self.remote.incr(key, delta, ttl, mac_key, replacing)
+        )
 
     def expire(self, key: bytes, ttl: float) -> bool:
-        try:
-            return self.remote.expire(key, ttl)
-        finally:
-            self._drop(key)
+        return self._written(key, lambda: self.remote.expire(key, ttl))
 
     def delete(self, key: bytes) -> bool:
-        try:
-            return self.remote.delete(key)
-        finally:
-            self._drop(key)
+        return self._written(key, lambda: self.remote.delete(key))
 
     def keys(self) -> list[bytes]:
         return self.remote.keys()
@@ -353,8 +344,11 @@ def can_listen() -> bool:
         import uwsgi
     except ImportError:
         return True
+    # Worker id 0 in the process that forks the workers, before the fork
+    # (docs/uwsgi-cache2-facts.rst §14).
     if uwsgi.worker_id() == 0 and uwsgi.masterpid() in (0, os.getpid()):
         return False
+    # Without Python threads uWSGI keeps the GIL while a worker waits (§15).
     if not getattr(uwsgi, "has_threads", 1):
         _NO_THREADS.warning(
             "NoThreads",
