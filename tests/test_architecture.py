@@ -23,6 +23,7 @@ LAYERS: dict[str, set[str]] = {
         "logs",
         "cache2",
         "ini",
+        "flaskcaching",
         "config",
     },
     "backends": {"backends", "backends.base", "backends.memory", "backends.null"}
